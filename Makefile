@@ -1,0 +1,37 @@
+# fusetrain: every target sets up its own virtual environment on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: help install run demo test test-nojit compare mnist clean
+
+help:
+	@echo "make run       start fusetrain (engine demo on the classic examples)"
+	@echo "make test      run the whole test suite"
+	@echo "make compare   side-by-side speed against PyTorch, JAX and scikit-learn"
+	@echo "make mnist     train MNIST 784-256-10 and report test accuracy"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m fusetrain.engine.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# The suite once more with the JIT off: kernels run as plain Python.
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/engine -k "not slow"
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,26 @@
+"""fusetrain's engine: Numba-compiled, fused training of multi-layer perceptrons (numpy + numba only).
+
+Public API:
+    train(model, optimizer, config, x, y, *, x_val=None, y_val=None, callback=None,
+          state=None, limits=None) -> TrainResult
+    train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None) -> list[TrainResult]
+    predict(model, weights, x) -> np.ndarray
+    evaluate(model, weights, x, y) -> dict(loss=..., accuracy=...)
+    warmup(dtypes=("float32", "float64")) -> seconds spent compiling or loading from cache
+"""
+
+from .errors import EngineError, InvalidData, InvalidSpec, LimitExceeded
+from .registry import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
+from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
+from .spec import EarlyStopping, LayerSpec, Limits, ModelSpec, OptimizerSpec, ScheduleSpec, TrainConfig
+from .trainer import evaluate, predict, train
+from .many import train_many
+from .warm import warmup
+
+__all__ = [
+    "ACTIVATIONS", "COMPLETED", "DIVERGED", "DTYPES", "EARLY_STOPPED", "INITIALIZERS", "LOSSES",
+    "OPTIMIZERS", "SCHEDULES", "STOPPED", "EarlyStopping", "EngineError", "EpochMetrics",
+    "InvalidData", "InvalidSpec", "LayerSpec", "LimitExceeded", "Limits", "ModelSpec",
+    "OptimizerSpec", "ScheduleSpec", "TrainConfig", "TrainResult", "TrainState", "evaluate",
+    "predict", "train", "train_many", "warmup",
+]
