@@ -1,0 +1,199 @@
+"""The fused training loop: whole epochs of forward, loss, backward and update in one call.
+
+Legend: N = training rows, B = batch size, L = layers, P = parameters, E = epochs in the call.
+Buffers (all flat, all allocated once per job by layout.py):
+    theta (P,) parameters; grad (P,) gradients; backup (P,) theta at the start of the epoch;
+    opt (S, P) optimizer slots; step (1,) int64 updates so far; rng (1,) uint64 shuffle state;
+    x (N*I,), y (N*O,) data; perm (N,) int64 row order (reset and shuffled per epoch); xb (B*I,), yb (B*O,) gathered batch;
+    acts, deltas (B * sum of units,) per-layer (B, U) blocks at a_off[l];
+    meta (L, 8) int64: inputs, units, w_off, b_off, activation, freeze_w, freeze_b, use_blas;
+    slopes (L,) leaky slopes; hp (8,) float64 hyper-parameters; lrs (E,) learning rate per epoch;
+    ints (6,) int64: optimizer, loss, accuracy rule, batch size, shuffle, loss is fused.
+Outputs: losses (E,) mean batch loss per epoch, correct (E,) correct predictions per epoch.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..config import JIT, JIT_PARALLEL
+from .activations import activation_backward, activation_forward
+from .blas import flush_denormals_on, restore_mxcsr, typed
+from .dense import dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward
+from .losses import count_correct, loss_forward_backward
+from .optimizers import HP_CLIP, HP_DECAY, SGD, optimizer_update
+from .rng import shuffle
+
+M_IN, M_OUT, M_W, M_B, M_ACT, M_FREEZE_W, M_FREEZE_B, M_BLAS = range(8)
+I_OPT, I_LOSS, I_ACC, I_BATCH, I_SHUFFLE, I_FUSED = range(6)
+
+
+@njit(**JIT)
+def forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr):
+    """Run every layer on rows of x (R, I) at x_off; layer l's activations land at a_off[l]."""
+    src = x
+    s_off = x_off
+    for l in range(meta.shape[0]):
+        n_in = meta[l, M_IN]
+        n_out = meta[l, M_OUT]
+        dense_forward(src, s_off, rows, n_in, theta, meta[l, M_W], meta[l, M_B], n_out,
+                      acts, a_off[l], meta[l, M_BLAS] != 0, iscr, fscr)
+        activation_forward(acts, a_off[l], rows, n_out, meta[l, M_ACT], slopes[l])
+        src = acts
+        s_off = a_off[l]
+
+
+@njit(**JIT)
+def train_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a_off, meta,
+               slopes, hp, lr, ints, iscr, fscr):
+    """One mini-batch: forward, loss, backward and update. Returns (batch loss, correct)."""
+    n_layers = meta.shape[0]
+    last = n_layers - 1
+    n_out = meta[last, M_OUT]
+    forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr)
+    loss = loss_forward_backward(acts, a_off[last], y, y_off, deltas, a_off[last], rows, n_out,
+                                 ints[I_LOSS])
+    correct = count_correct(acts, a_off[last], y, y_off, rows, n_out, ints[I_ACC])
+    if ints[I_FUSED] == 0:
+        activation_backward(deltas, a_off[last], acts, a_off[last], rows, n_out,
+                            meta[last, M_ACT], slopes[last])
+    kind = ints[I_OPT]
+    decay = hp[HP_DECAY]
+    # Plain SGD without clipping folds the update into the gradient GEMM.
+    fold = kind == SGD and hp[HP_CLIP] == 0.0
+    alpha = -lr if fold else 1.0
+    beta_w = 1.0 - lr * decay if fold else 0.0
+    beta_b = 1.0 if fold else 0.0
+    target = theta if fold else grad
+    for l in range(last, -1, -1):
+        n_in = meta[l, M_IN]
+        n_o = meta[l, M_OUT]
+        use_blas = meta[l, M_BLAS] != 0
+        src = x if l == 0 else acts
+        s_off = x_off if l == 0 else a_off[l - 1]
+        if l > 0:
+            # Before W changes: pass the gradient down, through the activation below.
+            dense_backward_input(deltas, a_off[l], rows, n_o, theta, meta[l, M_W], n_in,
+                                 deltas, a_off[l - 1], use_blas, iscr, fscr)
+            activation_backward(deltas, a_off[l - 1], acts, a_off[l - 1], rows, n_in,
+                                meta[l - 1, M_ACT], slopes[l - 1])
+        if meta[l, M_FREEZE_W] == 0:
+            dense_backward_weights(deltas, a_off[l], rows, n_o, src, s_off, n_in, alpha, beta_w,
+                                   target, meta[l, M_W], use_blas, iscr, fscr)
+        if meta[l, M_FREEZE_B] == 0:
+            dense_backward_bias(deltas, a_off[l], rows, n_o, alpha, beta_b, target, meta[l, M_B])
+    if fold:
+        return loss, correct
+    step[0] += 1
+    clip = hp[HP_CLIP]
+    if clip > 0.0:
+        total = 0.0
+        for l in range(n_layers):
+            for k, size, frozen in ((meta[l, M_W], meta[l, M_IN] * meta[l, M_OUT], meta[l, M_FREEZE_W]),
+                                    (meta[l, M_B], meta[l, M_OUT], meta[l, M_FREEZE_B])):
+                if frozen == 0:
+                    for i in range(k, k + size):
+                        total += float(grad[i]) * float(grad[i])
+        norm = np.sqrt(total)
+        if norm > clip:
+            scale = typed(grad, clip / (norm + 1e-6))
+            for l in range(n_layers):
+                for k, size, frozen in ((meta[l, M_W], meta[l, M_IN] * meta[l, M_OUT], meta[l, M_FREEZE_W]),
+                                        (meta[l, M_B], meta[l, M_OUT], meta[l, M_FREEZE_B])):
+                    if frozen == 0:
+                        for i in range(k, k + size):
+                            grad[i] *= scale
+    t = step[0]
+    for l in range(n_layers):
+        w = meta[l, M_W]
+        b = meta[l, M_B]
+        if meta[l, M_FREEZE_W] == 0:
+            optimizer_update(theta, grad, opt, w, w + meta[l, M_IN] * meta[l, M_OUT], kind, lr,
+                             decay, hp, t)
+        if meta[l, M_FREEZE_B] == 0:
+            optimizer_update(theta, grad, opt, b, b + meta[l, M_OUT], kind, lr, 0.0, hp, t)
+    return loss, correct
+
+
+@njit(**JIT)
+def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, deltas, a_off,
+               meta, slopes, hp, lrs, ints, losses, correct):
+    """Train for len(lrs) epochs. Returns (epochs done, diverged).
+
+    A non-finite epoch loss restores theta to its value before that epoch and stops.
+    """
+    old_csr = flush_denormals_on()
+    n_layers = meta.shape[0]
+    n_in = meta[0, M_IN]
+    n_out = meta[n_layers - 1, M_OUT]
+    n_rows = perm.shape[0]
+    batch = ints[I_BATCH]
+    gather = ints[I_SHUFFLE] != 0 and batch < n_rows
+    iscr = np.empty(8, np.int32)
+    fscr = np.empty(2, theta.dtype)
+    n_batches = (n_rows + batch - 1) // batch
+    for e in range(lrs.shape[0]):
+        backup[:] = theta
+        lr = lrs[e]
+        if gather:
+            for i in range(n_rows):
+                perm[i] = i
+            shuffle(perm, rng)
+        total = 0.0
+        hits = 0
+        for start in range(0, n_rows, batch):
+            rows = min(batch, n_rows - start)
+            if gather:
+                for r in range(rows):
+                    src_x = perm[start + r] * n_in
+                    src_y = perm[start + r] * n_out
+                    for i in range(n_in):
+                        xb[r * n_in + i] = x[src_x + i]
+                    for j in range(n_out):
+                        yb[r * n_out + j] = y[src_y + j]
+                loss, hit = train_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
+                                       a_off, meta, slopes, hp, lr, ints, iscr, fscr)
+            else:
+                loss, hit = train_step(x, start * n_in, y, start * n_out, rows, theta, grad, opt,
+                                       step, acts, deltas, a_off, meta, slopes, hp, lr, ints,
+                                       iscr, fscr)
+            total += loss
+            hits += hit
+        losses[e] = total / n_batches
+        correct[e] = hits
+        if not np.isfinite(losses[e]):
+            theta[:] = backup
+            restore_mxcsr(old_csr)
+            return e, True
+    restore_mxcsr(old_csr)
+    return lrs.shape[0], False
+
+
+@njit(**JIT_PARALLEL)
+def run_epochs_many(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, deltas, a_off,
+                    meta, slopes, hp, lrs, ints, losses, correct, done, diverged):
+    """run_epochs for K independent models at once, in parallel over the models.
+
+    Every per-model array gains a leading K axis (theta (K, P), opt (K, S, P), lrs (K, E), ...);
+    x, y, a_off, meta and slopes are shared. Each model's result equals run_epochs alone.
+    """
+    for k in prange(theta.shape[0]):
+        d, div = run_epochs(theta[k], grad[k], backup[k], opt[k], step[k], rng[k], x, y, perm[k],
+                            xb[k], yb[k], acts[k], deltas[k], a_off, meta, slopes, hp[k], lrs[k],
+                            ints[k], losses[k], correct[k])
+        done[k] = d
+        diverged[k] = div
+
+
+@njit(**JIT)
+def predict_rows(theta, x, n_rows, acts, a_off, meta, slopes, block, out):
+    """Forward x (N*I,) in blocks of `block` rows; out (N*O,) gets the output activations."""
+    n_layers = meta.shape[0]
+    n_in = meta[0, M_IN]
+    n_out = meta[n_layers - 1, M_OUT]
+    iscr = np.empty(8, np.int32)
+    fscr = np.empty(2, theta.dtype)
+    last = a_off[n_layers - 1]
+    for start in range(0, n_rows, block):
+        rows = min(block, n_rows - start)
+        forward(x, start * n_in, rows, theta, acts, a_off, meta, slopes, iscr, fscr)
+        out[start * n_out:(start + rows) * n_out] = acts[last:last + rows * n_out]

@@ -1,0 +1,131 @@
+"""Many small models at once: K same-shape models on the same data in one compiled call.
+
+For sweeps and seed ensembles. The kernel runs in parallel over the models (each thread
+trains whole models with single-threaded BLAS), so a batch of small jobs keeps every core
+busy with no per-job overhead. Each model runs the very code `train` runs, on its own
+buffers, so its result is bit-identical to training it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import config as cfg
+from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
+from .errors import InvalidSpec
+from .init import initial_weights
+from .kernels.epochs import run_epochs_many
+from .kernels.losses import NO_ACCURACY
+from .layout import Layout
+from .result import COMPLETED, DIVERGED, EpochMetrics, TrainResult
+from .schedules import learning_rates
+from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
+                   validate_optimizer)
+from .trainer import _evaluate, prepare
+from .warm import ensure_compiled
+
+
+def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: Sequence[TrainConfig],
+               x, y, *, seeds: Optional[Sequence[int]] = None, threads: Optional[int] = None,
+               limits: Optional[Limits] = None) -> list[TrainResult]:
+    """Train K models; model k uses optimizers[k], configs[k] and initial-weight seed seeds[k].
+
+    A list of length 1 is broadcast to K. All configs need the same number of epochs and no
+    validation or early stopping (train those with `train`). `threads` defaults to the
+    largest thread count among the configs.
+    """
+    limits = limits or Limits()
+    k = max(len(optimizers), len(configs), len(seeds) if seeds is not None else 1)
+    optimizers = _broadcast(optimizers, k, "optimizers")
+    configs = _broadcast(configs, k, "configs")
+    seeds = _broadcast(seeds if seeds is not None else [model.seed], k, "seeds")
+    epochs = configs[0].epochs
+    xs = ys = None
+    for i, (opt, conf) in enumerate(zip(optimizers, configs)):
+        if conf.epochs != epochs:
+            raise InvalidSpec(f"configs[{i}].epochs", f"all models of a batch train the same number of "
+                                                      f"epochs ({epochs}), got {conf.epochs}")
+        if conf.validation_fraction > 0 or conf.early_stopping is not None:
+            raise InvalidSpec(f"configs[{i}]", "validation and early stopping need `train`, not `train_many`")
+        if xs is None:  # the data once; the settings of every model
+            xs, ys, _, _ = prepare(replace(model, seed=int(seeds[i])), opt, conf, x, y, None, None, limits)
+        else:
+            validate_model(replace(model, seed=int(seeds[i])), limits)
+            validate_config(conf, limits)
+            validate_optimizer(opt, conf.epochs)
+    n_threads = int(threads) if threads is not None else max(c.threads for c in configs)
+    if not 1 <= n_threads <= limits.max_threads:
+        raise InvalidSpec("threads", f"must be in [1, {limits.max_threads}], got {n_threads}")
+    compile_seconds = ensure_compiled(model.dtype, many=True)
+
+    layout = Layout.of(model)
+    dtype = np.dtype(model.dtype)
+    n_rows = xs.shape[0]
+    rule = accuracy_rule(model.loss, ys)
+    denom = accuracy_denominator(rule, n_rows, model.outputs)
+    jobs = [JobBuffers(model, opt, conf, layout,
+                       layout.pack(initial_weights(replace(model, seed=int(seed))), dtype),
+                       n_rows, rule, None)
+            for opt, conf, seed in zip(optimizers, configs, seeds)]
+    # Stack per-model buffers; the largest batch and optimizer state size fit every model.
+    batch = max(j.batch for j in jobs)
+    slots = max(j.opt.shape[0] for j in jobs)
+    act = layout.act_size(batch)
+    stack = lambda name: np.stack([getattr(j, name) for j in jobs])
+    theta, grad, backup = stack("theta"), stack("grad"), stack("backup")
+    opt = np.zeros((k, slots, layout.n_params), dtype=dtype)
+    step, rng, perm, hp, ints = stack("step"), stack("rng"), stack("perm"), stack("hp"), stack("ints")
+    xb = np.zeros((k, batch * model.inputs), dtype=dtype)
+    yb = np.zeros((k, batch * model.outputs), dtype=dtype)
+    acts = np.zeros((k, act), dtype=dtype)
+    deltas = np.zeros((k, act), dtype=dtype)
+    lrs = np.stack([learning_rates(o, 0, epochs, epochs) for o in optimizers])
+    losses = np.zeros((k, epochs))
+    correct = np.zeros((k, epochs), dtype=np.int64)
+    done = np.zeros(k, dtype=np.int64)
+    diverged = np.zeros(k, dtype=np.bool_)
+
+    t0 = time.perf_counter()
+    with cfg.threads(n_threads, 1):
+        run_epochs_many(theta, grad, backup, opt, step, rng, xs.reshape(-1), ys.reshape(-1), perm,
+                        xb, yb, acts, deltas, layout.act_offsets(batch), layout.meta, layout.slopes,
+                        hp, lrs, ints, losses, correct, done, diverged)
+    elapsed = time.perf_counter() - t0
+
+    results = []
+    share = elapsed / k
+    for i, job in enumerate(jobs):
+        n_done = int(done[i])
+        secs = share / max(n_done, 1)
+        history = [EpochMetrics(epoch=e + 1, train_loss=float(losses[i, e]),
+                                train_accuracy=correct[i, e] / denom if rule != NO_ACCURACY else math.nan,
+                                learning_rate=float(lrs[i, e]), seconds=secs,
+                                samples_per_second=n_rows / secs if secs > 0 else math.inf)
+                   for e in range(n_done)]
+        job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
+        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule)
+        final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
+                 "val_accuracy": math.nan}
+        reason = DIVERGED if diverged[i] else COMPLETED
+        message = (f"the training loss became non-finite in epoch {n_done + 1}; weights are those "
+                   f"after epoch {n_done}") if diverged[i] else ""
+        results.append(TrainResult(weights=layout.unpack(theta[i]), history=history, final=final,
+                                   stop_reason=reason, epochs_run=n_done, compile_seconds=compile_seconds,
+                                   train_seconds=share,
+                                   state=job.state(n_done, theta[i], math.inf, 0, history),
+                                   message=message))
+    return results
+
+
+def _broadcast(values, k: int, name: str) -> list:
+    values = list(values)
+    if len(values) == 1:
+        return values * k
+    if len(values) != k:
+        raise InvalidSpec(name, f"expected 1 or {k} entries, got {len(values)}")
+    return values

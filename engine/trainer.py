@@ -1,0 +1,215 @@
+"""train / predict / evaluate: validate, allocate once, run compiled chunks of epochs, report.
+
+The Python loop runs once per chunk of epochs, never per mini-batch. A chunk is every
+remaining epoch when nobody is watching; with a callback or checkpoints, chunks grow from
+one epoch until a call takes about `chunk_seconds`; with validation or early stopping, a
+chunk is one epoch (both need a look at the model after every epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import config as cfg
+from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
+from .errors import InvalidSpec
+from .init import initial_weights
+from .kernels.epochs import predict_rows, run_epochs
+from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
+from .layout import Layout
+from .registry import LOSSES
+from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
+from .schedules import learning_rates
+from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_data,
+                   validate_model, validate_optimizer)
+from .warm import ensure_compiled
+
+Callback = Callable[[EpochMetrics], Optional[bool]]
+
+
+def split_validation(config: TrainConfig, x, y):
+    """Hold out a seeded random `validation_fraction` of the rows; return (x, y, x_val, y_val)."""
+    n = x.shape[0]
+    n_val = int(round(n * config.validation_fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise InvalidSpec("training.validation_fraction",
+                          f"{config.validation_fraction} of {n} rows leaves no training or no validation rows")
+    order = np.random.default_rng(config.seed).permutation(n)
+    val, keep = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return (np.ascontiguousarray(x[keep]), np.ascontiguousarray(y[keep]),
+            np.ascontiguousarray(x[val]), np.ascontiguousarray(y[val]))
+
+
+def prepare(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y, x_val, y_val,
+            limits: Limits):
+    """Validate everything and return contiguous (x, y, x_val, y_val) of the model dtype."""
+    validate_model(model, limits)
+    validate_config(config, limits)
+    validate_optimizer(optimizer, config.epochs)
+    if y is None:
+        raise InvalidSpec("train.y", "training targets are required")
+    x, y = validate_data(model, x, y, "train", limits)
+    if (x_val is None) != (y_val is None):
+        raise InvalidSpec("validation", "give both validation.x and validation.y, or neither")
+    if x_val is not None:
+        if config.validation_fraction > 0:
+            raise InvalidSpec("training.validation_fraction",
+                              "give a validation fraction or a separate validation set, not both")
+        x_val, y_val = validate_data(model, x_val, y_val, "validation", limits)
+    elif config.validation_fraction > 0:
+        x, y, x_val, y_val = split_validation(config, x, y)
+    if config.early_stopping is not None and config.early_stopping.monitor == "val_loss" and x_val is None:
+        raise InvalidSpec("training.early_stopping.monitor",
+                          "val_loss needs validation data (validation_fraction or a validation set)")
+    return x, y, x_val, y_val
+
+
+def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y, *, x_val=None,
+          y_val=None, callback: Optional[Callback] = None, state: Optional[TrainState] = None,
+          limits: Optional[Limits] = None, checkpoint: Optional[Callable[[TrainState], None]] = None,
+          checkpoint_seconds: float = 10.0, chunk_seconds: float = 0.05) -> TrainResult:
+    """Train `model` on (x, y); resume from `state` when given. See the module docstring."""
+    limits = limits or Limits()
+    x, y, x_val, y_val = prepare(model, optimizer, config, x, y, x_val, y_val, limits)
+    compile_seconds = ensure_compiled(model.dtype)
+    layout = Layout.of(model)
+    dtype = np.dtype(model.dtype)
+    rule = accuracy_rule(model.loss, y)
+    theta = layout.pack(initial_weights(model), dtype)
+    buf = JobBuffers(model, optimizer, config, layout, theta, x.shape[0], rule, state)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    n_rows = x.shape[0]
+    denom = accuracy_denominator(rule, n_rows, model.outputs)
+
+    es = config.early_stopping
+    history = list(state.history) if state else []
+    epoch = state.epoch if state else 0
+    best_params = state.best_params.copy() if state else buf.theta.copy()
+    best_value = state.best_value if state else math.inf
+    best_epoch = state.best_epoch if state else 0
+    per_epoch = x_val is not None or es is not None
+    watched = callback is not None or checkpoint is not None
+    chunk = 1 if (per_epoch or watched) else config.epochs
+    reason, message = COMPLETED, ""
+    last_checkpoint = time.perf_counter()
+    train_seconds = 0.0
+
+    with cfg.threads(config.threads, config.threads):
+        while epoch < config.epochs:
+            count = min(chunk, config.epochs - epoch)
+            lrs = learning_rates(optimizer, epoch, count, config.epochs)
+            losses = np.zeros(count)
+            correct = np.zeros(count, dtype=np.int64)
+            t0 = time.perf_counter()
+            done, diverged = run_epochs(buf.theta, buf.grad, buf.backup, buf.opt, buf.step, buf.rng,
+                                        xf, yf, buf.perm, buf.xb, buf.yb, buf.acts, buf.deltas,
+                                        buf.a_off, layout.meta, layout.slopes, buf.hp, lrs, buf.ints,
+                                        losses, correct)
+            elapsed = time.perf_counter() - t0
+            train_seconds += elapsed
+            stop = False
+            for i in range(done):
+                epoch += 1
+                secs = elapsed / max(done, 1)
+                m = EpochMetrics(epoch=epoch, train_loss=float(losses[i]),
+                                 train_accuracy=correct[i] / denom if rule != NO_ACCURACY else math.nan,
+                                 learning_rate=float(lrs[i]), seconds=secs,
+                                 samples_per_second=n_rows / secs if secs > 0 else math.inf)
+                if x_val is not None:
+                    m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+                history.append(m)
+                if es is not None:
+                    value = m.val_loss if es.monitor == "val_loss" else m.train_loss
+                    if value < best_value - es.min_delta:
+                        best_value, best_epoch = value, epoch
+                        best_params[:] = buf.theta
+                    elif epoch - best_epoch >= es.patience:
+                        reason = EARLY_STOPPED
+                        message = (f"{es.monitor} did not improve by {es.min_delta} for {es.patience} "
+                                   f"epochs; best {best_value:.6g} at epoch {best_epoch}")
+                        stop = True
+                if callback is not None and callback(m):
+                    if reason == COMPLETED:
+                        reason, message = STOPPED, f"stopped by request after epoch {epoch}"
+                    stop = True
+            if diverged:
+                reason = DIVERGED
+                message = (f"the training loss became non-finite in epoch {epoch + 1}; "
+                           f"weights are those after epoch {epoch}")
+                break
+            if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_seconds:
+                checkpoint(buf.state(epoch, best_params, best_value, best_epoch, history))
+                last_checkpoint = time.perf_counter()
+            if stop:
+                break
+            if not per_epoch and elapsed < chunk_seconds / 2:
+                chunk *= 2
+    if reason == EARLY_STOPPED and es.restore_best and best_epoch > 0:
+        buf.theta[:] = best_params
+    final = {"train_loss": math.nan, "train_accuracy": math.nan, "val_loss": math.nan, "val_accuracy": math.nan}
+    final["train_loss"], final["train_accuracy"] = _evaluate(model, layout, buf.theta, x, y, rule)
+    if x_val is not None:
+        final["val_loss"], final["val_accuracy"] = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+    return TrainResult(weights=layout.unpack(buf.theta), history=history, final=final,
+                       stop_reason=reason, epochs_run=epoch, compile_seconds=compile_seconds,
+                       train_seconds=train_seconds,
+                       state=buf.state(epoch, best_params, best_value, best_epoch, history),
+                       message=message, best_epoch=best_epoch if es is not None else None)
+
+
+def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    rows = x.shape[0]
+    block = min(rows, cfg.EVAL_BLOCK_ROWS)
+    acts = np.empty(layout.act_size(block), dtype=theta.dtype)
+    out = np.empty(rows * model.outputs, dtype=theta.dtype)
+    predict_rows(theta, x.reshape(-1), rows, acts, layout.act_offsets(block), layout.meta,
+                 layout.slopes, block, out)
+    return out.reshape(rows, model.outputs)
+
+
+def _evaluate(model, layout, theta, x, y, rule) -> tuple[float, float]:
+    out = _forward_all(model, layout, theta, x)
+    flat, yf = out.reshape(-1), y.reshape(-1)
+    scratch = np.empty_like(flat)
+    loss = loss_forward_backward(flat, 0, yf, 0, scratch, 0, x.shape[0], model.outputs, LOSSES[model.loss])
+    if rule == NO_ACCURACY:
+        return float(loss), math.nan
+    hits = count_correct(flat, 0, yf, 0, x.shape[0], model.outputs, rule)
+    return float(loss), hits / accuracy_denominator(rule, x.shape[0], model.outputs)
+
+
+def _weights_theta(model: ModelSpec, weights) -> tuple[Layout, np.ndarray]:
+    layout = Layout.of(model)
+    dtype = np.dtype(model.dtype)
+    if len(weights) != len(model.layers):
+        raise InvalidSpec("weights", f"expected {len(model.layers)} (W, b) pairs, got {len(weights)}")
+    for l, ((w, b), fan_in, layer) in enumerate(zip(weights, model.layer_inputs(), model.layers)):
+        if np.shape(w) != (layer.units, fan_in) or np.shape(b) != (layer.units,):
+            raise InvalidSpec(f"weights[{l}]", f"expected W {(layer.units, fan_in)} and b "
+                                               f"{(layer.units,)}, got {np.shape(w)} and {np.shape(b)}")
+    return layout, layout.pack(weights, dtype)
+
+
+def predict(model: ModelSpec, weights, x, limits: Optional[Limits] = None) -> np.ndarray:
+    """Output activations (rows, outputs) of the model with `weights` on x."""
+    limits = limits or Limits()
+    validate_model(model, limits)
+    x, _ = validate_data(model, x, None, "predict", limits)
+    ensure_compiled(model.dtype)
+    layout, theta = _weights_theta(model, weights)
+    return _forward_all(model, layout, theta, x)
+
+
+def evaluate(model: ModelSpec, weights, x, y, limits: Optional[Limits] = None) -> dict:
+    """{'loss': mean loss, 'accuracy': accuracy or NaN} of the model on (x, y)."""
+    limits = limits or Limits()
+    validate_model(model, limits)
+    x, y = validate_data(model, x, y, "evaluate", limits)
+    ensure_compiled(model.dtype)
+    layout, theta = _weights_theta(model, weights)
+    loss, acc = _evaluate(model, layout, theta, x, y, accuracy_rule(model.loss, y))
+    return {"loss": loss, "accuracy": acc}

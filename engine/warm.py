@@ -1,0 +1,62 @@
+"""Compile (or load from Numba's cache) every kernel a dtype needs, once per process.
+
+Training reports these seconds as compile time, apart from training time. A service calls
+`warmup()` when a worker starts so that its first job pays nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+_done: set = set()
+_lock = threading.RLock()
+
+
+def _tiny_run(dtype: str, many: bool) -> None:
+    # Imported here: trainer and many import this module.
+    from .many import train_many
+    from .spec import EarlyStopping, LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
+    from .trainer import predict, train
+
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
+    y = np.array([[0], [1], [1], [0]], dtype=dtype)
+    model = ModelSpec(inputs=2, layers=[LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")], dtype=dtype)
+    if many:
+        train_many(model, [OptimizerSpec()], [TrainConfig(epochs=1, batch_size=2)], x, y, threads=1)
+        return
+    # Covers the kernels' every signature: shuffled batches, validation, predict.
+    result = train(model, OptimizerSpec(kind="adam"),
+                   TrainConfig(epochs=1, batch_size=2, early_stopping=EarlyStopping(monitor="train_loss")),
+                   x, y, x_val=x, y_val=y)
+    predict(model, result.weights, x)
+
+
+def ensure_compiled(dtype: str, many: bool = False) -> float:
+    """Seconds spent making the kernels for `dtype` ready now; 0 when they already were."""
+    key = (dtype, many)
+    if key in _done:
+        return 0.0
+    with _lock:
+        if key in _done:
+            return 0.0
+        t0 = time.perf_counter()
+        _done.add(key)  # before the run: the tiny run itself calls ensure_compiled
+        try:
+            _tiny_run(dtype, many)
+        except BaseException:
+            _done.discard(key)
+            raise
+        return time.perf_counter() - t0
+
+
+def warmup(dtypes=("float32", "float64"), many: bool = True) -> float:
+    """Make every kernel ready for `dtypes`; return the seconds it took."""
+    total = 0.0
+    for dtype in dtypes:
+        total += ensure_compiled(dtype)
+        if many:
+            total += ensure_compiled(dtype, many=True)
+    return total
