@@ -33,5 +33,21 @@ test: $(STAMP)
 test-nojit: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/engine -k "not slow"
 
+# The speed comparison's peers (the .[compare] extra: torch, JAX, scikit-learn) go into the
+# same .venv on first use; `make test` never needs them. Options: make compare ARGS="--quick".
+COMPARE_STAMP := $(VENV)/.compare-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(COMPARE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[compare]'
+	rm -f $(VENV)/.compare-*
+	touch $@
+
+compare: $(COMPARE_STAMP)
+	$(PY) benchmarks/compare.py $(ARGS)
+
+# MNIST 784-256-10 with the engine (needs ../shared/datasets/mnist; says so and exits 0 without).
+mnist: $(STAMP)
+	$(PY) benchmarks/mnist.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
