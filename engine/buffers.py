@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidSpec
-from .kernels.epochs import I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE
+from .kernels.columns import I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, N_INTS
 from .kernels.losses import ARGMAX, NO_ACCURACY, THRESHOLD, loss_is_fused
 from .kernels.optimizers import (HP_BETA1, HP_BETA2, HP_CLIP, HP_DECAY, HP_EPS, HP_LR, HP_MOMENTUM,
                                  HP_RHO, HP_SIZE)
@@ -85,13 +85,14 @@ class JobBuffers:
         self.deltas = np.zeros(layout.act_size(self.batch), dtype=dtype)
         self.a_off = layout.act_offsets(self.batch)
         self.hp = hyper_parameters(opt)
-        self.ints = np.array([0] * 6, dtype=np.int64)
+        self.ints = np.zeros(N_INTS, dtype=np.int64)
         self.ints[I_OPT] = OPTIMIZERS[opt.kind]
         self.ints[I_LOSS] = LOSSES[model.loss]
         self.ints[I_ACC] = acc_rule
         self.ints[I_BATCH] = self.batch
         self.ints[I_SHUFFLE] = int(bool(config.shuffle))
         self.ints[I_FUSED] = int(loss_is_fused(LOSSES[model.loss]))
+        self.ints[I_SMALL] = int(layout.small)
 
     def state(self, epoch: int, best_params, best_value: float, best_epoch: int, history) -> TrainState:
         return TrainState(params=self.theta.copy(), opt_state=self.opt.copy(), step=int(self.step[0]),

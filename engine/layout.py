@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import HAND_LOOP_MAX_MACS
-from .kernels.epochs import M_ACT, M_B, M_BLAS, M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W
+from .kernels.columns import M_ACT, M_B, M_BLAS, M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W
 from .registry import ACTIVATIONS, OPTIMIZER_SLOTS
 from .spec import ModelSpec
 
@@ -44,6 +44,11 @@ class Layout:
             meta[l, M_BLAS] = int(fan_in * layer.units > HAND_LOOP_MAX_MACS)
             slopes[l] = layer.leaky_slope
         return cls(meta, slopes, offset, [layer.units for layer in model.layers])
+
+    @property
+    def small(self) -> bool:
+        """Every layer is tiny: the whole step runs in kernels/small.py."""
+        return not self.meta[:, M_BLAS].any()
 
     def act_offsets(self, rows: int) -> np.ndarray:
         """Offsets of each layer's (rows, units) block in the activation buffer."""

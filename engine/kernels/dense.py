@@ -15,23 +15,25 @@ from .blas import gemm, typed
 @njit(**JIT)
 def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, use_blas, iscr, fscr):
     """z (R, O) = x (R, I) . W^T (I, O) + b (O,)."""
+    b = theta[b_off:b_off + n_out]
+    # Views indexed from 0: LLVM can drop Numba's negative-index checks and vectorize.
+    zz = z[z_off:z_off + rows * n_out]
     if use_blas:
         gemm(False, True, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
              z, z_off, n_out, iscr, fscr)
         for r in range(rows):
-            zr = z_off + r * n_out
+            zr = zz[r * n_out:(r + 1) * n_out]
             for o in range(n_out):
-                z[zr + o] += theta[b_off + o]
+                zr[o] += b[o]
     else:
+        xx = x[x_off:x_off + rows * n_in]
+        w = theta[w_off:w_off + n_out * n_in]
         for r in range(rows):
-            xr = x_off + r * n_in
-            zr = z_off + r * n_out
             for o in range(n_out):
-                s = theta[b_off + o]
-                wo = w_off + o * n_in
+                s = b[o]
                 for i in range(n_in):
-                    s += x[xr + i] * theta[wo + i]
-                z[zr + o] = s
+                    s += xx[r * n_in + i] * w[o * n_in + i]
+                zz[r * n_out + o] = s
 
 
 @njit(**JIT)
@@ -41,17 +43,17 @@ def dense_backward_input(dz, dz_off, rows, n_out, theta, w_off, n_in, dx, dx_off
         gemm(False, False, rows, n_in, n_out, 1.0, dz, dz_off, n_out, theta, w_off, n_in, 0.0,
              dx, dx_off, n_in, iscr, fscr)
     else:
+        g = dz[dz_off:dz_off + rows * n_out]
+        w = theta[w_off:w_off + n_out * n_in]
+        out = dx[dx_off:dx_off + rows * n_in]
         zero = typed(dx, 0.0)
         for r in range(rows):
-            dxr = dx_off + r * n_in
-            dzr = dz_off + r * n_out
             for i in range(n_in):
-                dx[dxr + i] = zero
+                out[r * n_in + i] = zero
             for o in range(n_out):
-                g = dz[dzr + o]
-                wo = w_off + o * n_in
+                go = g[r * n_out + o]
                 for i in range(n_in):
-                    dx[dxr + i] += g * theta[wo + i]
+                    out[r * n_in + i] += go * w[o * n_in + i]
 
 
 @njit(**JIT)
@@ -66,26 +68,36 @@ def dense_backward_weights(dz, dz_off, rows, n_out, x, x_off, n_in, alpha, beta,
         gemm(True, False, n_out, n_in, rows, alpha, dz, dz_off, n_out, x, x_off, n_in, beta,
              out, out_off, n_in, iscr, fscr)
     else:
+        g = dz[dz_off:dz_off + rows * n_out]
+        xx = x[x_off:x_off + rows * n_in]
+        w = out[out_off:out_off + n_out * n_in]
         a = typed(out, alpha)
         b = typed(out, beta)
         zero = typed(out, 0.0)
         for o in range(n_out):
-            oo = out_off + o * n_in
             for i in range(n_in):
                 s = zero
                 for r in range(rows):
-                    s += dz[dz_off + r * n_out + o] * x[x_off + r * n_in + i]
-                out[oo + i] = b * out[oo + i] + a * s if b != zero else a * s
+                    s += g[r * n_out + o] * xx[r * n_in + i]
+                w[o * n_in + i] = b * w[o * n_in + i] + a * s if b != zero else a * s
 
 
 @njit(**JIT)
 def dense_backward_bias(dz, dz_off, rows, n_out, alpha, beta, out, out_off):
     """out (O,) = beta * out + alpha * sum over rows of dz (R, O)."""
+    g = dz[dz_off:dz_off + rows * n_out]
+    bias = out[out_off:out_off + n_out]
     a = typed(out, alpha)
     b = typed(out, beta)
     zero = typed(out, 0.0)
-    for o in range(n_out):
-        s = zero
-        for r in range(rows):
-            s += dz[dz_off + r * n_out + o]
-        out[out_off + o] = b * out[out_off + o] + a * s if b != zero else a * s
+    if b == zero:
+        for o in range(n_out):
+            bias[o] = zero
+    else:
+        for o in range(n_out):
+            bias[o] = b * bias[o]
+    # Row by row, so the inner loop runs along memory (and vectorizes).
+    for r in range(rows):
+        gr = g[r * n_out:(r + 1) * n_out]
+        for o in range(n_out):
+            bias[o] += a * gr[o]

@@ -6,9 +6,8 @@ Buffers (all flat, all allocated once per job by layout.py):
     opt (S, P) optimizer slots; step (1,) int64 updates so far; rng (1,) uint64 shuffle state;
     x (N*I,), y (N*O,) data; perm (N,) int64 row order (reset and shuffled per epoch); xb (B*I,), yb (B*O,) gathered batch;
     acts, deltas (B * sum of units,) per-layer (B, U) blocks at a_off[l];
-    meta (L, 8) int64: inputs, units, w_off, b_off, activation, freeze_w, freeze_b, use_blas;
-    slopes (L,) leaky slopes; hp (8,) float64 hyper-parameters; lrs (E,) learning rate per epoch;
-    ints (6,) int64: optimizer, loss, accuracy rule, batch size, shuffle, loss is fused.
+    meta (L, 8) and ints (7,) int64: see columns.py;
+    slopes (L,) leaky slopes; hp (8,) float64 hyper-parameters; lrs (E,) learning rate per epoch.
 Outputs: losses (E,) mean batch loss per epoch, correct (E,) correct predictions per epoch.
 """
 
@@ -20,11 +19,11 @@ from .activations import activation_backward, activation_forward
 from .blas import flush_denormals_on, restore_mxcsr, typed
 from .dense import dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward
 from .losses import count_correct, loss_forward_backward
-from .optimizers import HP_CLIP, HP_DECAY, SGD, optimizer_update
+from .columns import (I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, M_ACT, M_B, M_BLAS,
+                      M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W)
+from .optimizers import HP_CLIP, HP_DECAY, SGD
 from .rng import shuffle
-
-M_IN, M_OUT, M_W, M_B, M_ACT, M_FREEZE_W, M_FREEZE_B, M_BLAS = range(8)
-I_OPT, I_LOSS, I_ACC, I_BATCH, I_SHUFFLE, I_FUSED = range(6)
+from .small import apply_update, small_step
 
 
 @njit(**JIT)
@@ -81,36 +80,8 @@ def train_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a
                                    target, meta[l, M_W], use_blas, iscr, fscr)
         if meta[l, M_FREEZE_B] == 0:
             dense_backward_bias(deltas, a_off[l], rows, n_o, alpha, beta_b, target, meta[l, M_B])
-    if fold:
-        return loss, correct
-    step[0] += 1
-    clip = hp[HP_CLIP]
-    if clip > 0.0:
-        total = 0.0
-        for l in range(n_layers):
-            for k, size, frozen in ((meta[l, M_W], meta[l, M_IN] * meta[l, M_OUT], meta[l, M_FREEZE_W]),
-                                    (meta[l, M_B], meta[l, M_OUT], meta[l, M_FREEZE_B])):
-                if frozen == 0:
-                    for i in range(k, k + size):
-                        total += float(grad[i]) * float(grad[i])
-        norm = np.sqrt(total)
-        if norm > clip:
-            scale = typed(grad, clip / (norm + 1e-6))
-            for l in range(n_layers):
-                for k, size, frozen in ((meta[l, M_W], meta[l, M_IN] * meta[l, M_OUT], meta[l, M_FREEZE_W]),
-                                        (meta[l, M_B], meta[l, M_OUT], meta[l, M_FREEZE_B])):
-                    if frozen == 0:
-                        for i in range(k, k + size):
-                            grad[i] *= scale
-    t = step[0]
-    for l in range(n_layers):
-        w = meta[l, M_W]
-        b = meta[l, M_B]
-        if meta[l, M_FREEZE_W] == 0:
-            optimizer_update(theta, grad, opt, w, w + meta[l, M_IN] * meta[l, M_OUT], kind, lr,
-                             decay, hp, t)
-        if meta[l, M_FREEZE_B] == 0:
-            optimizer_update(theta, grad, opt, b, b + meta[l, M_OUT], kind, lr, 0.0, hp, t)
+    if not fold:
+        apply_update(theta, grad, opt, step, meta, hp, lr, kind)
     return loss, correct
 
 
@@ -131,8 +102,10 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
     iscr = np.empty(8, np.int32)
     fscr = np.empty(2, theta.dtype)
     n_batches = (n_rows + batch - 1) // batch
+    small = ints[I_SMALL] != 0
     for e in range(lrs.shape[0]):
-        backup[:] = theta
+        for i in range(theta.shape[0]):
+            backup[i] = theta[i]
         lr = lrs[e]
         if gather:
             for i in range(n_rows):
@@ -144,14 +117,18 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
             rows = min(batch, n_rows - start)
             if gather:
                 for r in range(rows):
-                    src_x = perm[start + r] * n_in
-                    src_y = perm[start + r] * n_out
-                    for i in range(n_in):
-                        xb[r * n_in + i] = x[src_x + i]
-                    for j in range(n_out):
-                        yb[r * n_out + j] = y[src_y + j]
-                loss, hit = train_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
-                                       a_off, meta, slopes, hp, lr, ints, iscr, fscr)
+                    src = perm[start + r]
+                    xb[r * n_in:(r + 1) * n_in] = x[src * n_in:(src + 1) * n_in]
+                    yb[r * n_out:(r + 1) * n_out] = y[src * n_out:(src + 1) * n_out]
+                if small:
+                    loss, hit = small_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
+                                           a_off, meta, slopes, hp, lr, ints)
+                else:
+                    loss, hit = train_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
+                                           a_off, meta, slopes, hp, lr, ints, iscr, fscr)
+            elif small:
+                loss, hit = small_step(x, start * n_in, y, start * n_out, rows, theta, grad, opt,
+                                       step, acts, deltas, a_off, meta, slopes, hp, lr, ints)
             else:
                 loss, hit = train_step(x, start * n_in, y, start * n_out, rows, theta, grad, opt,
                                        step, acts, deltas, a_off, meta, slopes, hp, lr, ints,
@@ -161,7 +138,8 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
         losses[e] = total / n_batches
         correct[e] = hits
         if not np.isfinite(losses[e]):
-            theta[:] = backup
+            for i in range(theta.shape[0]):
+                theta[i] = backup[i]
             restore_mxcsr(old_csr)
             return e, True
     restore_mxcsr(old_csr)

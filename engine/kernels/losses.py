@@ -24,36 +24,39 @@ NO_ACCURACY, ARGMAX, THRESHOLD = 0, 1, 2
 def loss_forward_backward(a, a_off, y, y_off, d, d_off, rows, outs, code):
     """Return the batch's mean loss (float64) and write dL/da (or fused dL/dz) into d (B, O)."""
     n = rows * outs
+    out = a[a_off:a_off + n]
+    t = y[y_off:y_off + n]
+    g = d[d_off:d_off + n]
     total = 0.0
     if code == HALF_SSE or code == MSE:
         scale = typed(d, 1.0 / rows) if code == HALF_SSE else typed(d, 2.0 / n)
         for i in range(n):
-            diff = a[a_off + i] - y[y_off + i]
-            total += 0.5 * float(diff) * float(diff) if code == HALF_SSE else float(diff) * float(diff)
-            d[d_off + i] = diff * scale
-        return total / rows if code == HALF_SSE else total / n
+            diff = out[i] - t[i]
+            total += float(diff) * float(diff)
+            g[i] = diff * scale
+        return 0.5 * total / rows if code == HALF_SSE else total / n
     eps = 1e-7 if a.itemsize == 4 else 1e-15
     if code == BCE:
         scale = typed(d, 1.0 / n)
         for i in range(n):
-            p = min(max(float(a[a_off + i]), eps), 1.0 - eps)
-            t = float(y[y_off + i])
-            total -= t * np.log(p) + (1.0 - t) * np.log(1.0 - p)
-            d[d_off + i] = (a[a_off + i] - y[y_off + i]) * scale
+            p = min(max(float(out[i]), eps), 1.0 - eps)
+            ti = float(t[i])
+            total -= ti * np.log(p) + (1.0 - ti) * np.log(1.0 - p)
+            g[i] = (out[i] - t[i]) * scale
         return total / n
     # SCE
     scale = typed(d, 1.0 / rows)
     for r in range(rows):
-        ar = a_off + r * outs
-        yr = y_off + r * outs
+        ar = out[r * outs:(r + 1) * outs]
+        yr = t[r * outs:(r + 1) * outs]
+        gr = g[r * outs:(r + 1) * outs]
         ysum = typed(d, 0.0)
         for j in range(outs):
-            ysum += y[yr + j]
+            ysum += yr[j]
         for j in range(outs):
-            t = y[yr + j]
-            if t != 0:
-                total -= float(t) * np.log(max(float(a[ar + j]), eps))
-            d[d_off + r * outs + j] = (a[ar + j] * ysum - t) * scale
+            if yr[j] != 0:
+                total -= float(yr[j]) * np.log(max(float(ar[j]), eps))
+            gr[j] = (ar[j] * ysum - yr[j]) * scale
     return total / rows
 
 

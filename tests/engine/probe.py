@@ -5,15 +5,17 @@ import numpy as np
 from fusetrain.engine.buffers import JobBuffers, accuracy_rule
 from fusetrain.engine.init import initial_weights
 from fusetrain.engine.kernels.epochs import train_step
+from fusetrain.engine.kernels.small import small_step
 from fusetrain.engine.layout import Layout
 from fusetrain.engine.spec import ModelSpec, OptimizerSpec, TrainConfig
 
 
-def engine_gradients(model: ModelSpec, x, y, weights=None):
+def engine_gradients(model: ModelSpec, x, y, weights=None, small=False):
     """(batch loss, [(dW, db), ...]) computed by the compiled train_step on one full batch.
 
     Plain SGD with a learning rate of 0 and an enormous clip norm takes the unfolded path,
     which leaves the raw gradients in the grad buffer and the weights unchanged.
+    small=True runs the tiny-network step of kernels/small.py instead of the general one.
     """
     dtype = np.dtype(model.dtype)
     x = np.ascontiguousarray(x, dtype=dtype)
@@ -26,7 +28,7 @@ def engine_gradients(model: ModelSpec, x, y, weights=None):
                      accuracy_rule(model.loss, y), None)
     iscr = np.empty(8, np.int32)
     fscr = np.empty(2, dtype)
-    loss, _ = train_step(x.reshape(-1), 0, y.reshape(-1), 0, len(x), buf.theta, buf.grad, buf.opt,
-                         buf.step, buf.acts, buf.deltas, buf.a_off, layout.meta, layout.slopes,
-                         buf.hp, 0.0, buf.ints, iscr, fscr)
+    args = (x.reshape(-1), 0, y.reshape(-1), 0, len(x), buf.theta, buf.grad, buf.opt, buf.step, buf.acts,
+            buf.deltas, buf.a_off, layout.meta, layout.slopes, buf.hp, 0.0, buf.ints)
+    loss, _ = small_step(*args) if small else train_step(*args, iscr, fscr)
     return loss, layout.unpack(buf.grad)

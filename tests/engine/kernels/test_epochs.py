@@ -35,12 +35,13 @@ def _problem(loss, out_act, hidden, dtype="float64", seed=0, rows=6, inputs=4, h
     return model, x, y
 
 
+@pytest.mark.parametrize("small", [False, True], ids=["general", "small"])
 @pytest.mark.parametrize("hidden,loss,out", CASES)
-def test_gradients_match_central_differences(hidden, loss, out):
+def test_gradients_match_central_differences(hidden, loss, out, small):
     model, x, y = _problem(loss, out, hidden)
     weights = engine.train(model, engine.OptimizerSpec(learning_rate=1e-12),
                            engine.TrainConfig(epochs=1, batch_size=0, shuffle=False), x, y).weights
-    _, grads = engine_gradients(model, x, y, weights)
+    _, grads = engine_gradients(model, x, y, weights, small=small)
     h = 1e-6
     num, ana = [], []
     for l, (w, b) in enumerate(weights):
@@ -60,12 +61,13 @@ def test_gradients_match_central_differences(hidden, loss, out):
     assert rel < 1e-7, f"relative error {rel:.3g}"
 
 
+@pytest.mark.parametrize("small", [False, True], ids=["general", "small"])
 @pytest.mark.parametrize("hidden,loss,out", CASES)
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
-def test_gradients_match_numpy_reference(hidden, loss, out, dtype, tol):
+def test_gradients_match_numpy_reference(hidden, loss, out, dtype, tol, small):
     model, x, y = _problem(loss, out, hidden, dtype=dtype, seed=3)
     weights = engine.init.initial_weights(model)
-    value, grads = engine_gradients(model, x, y, weights)
+    value, grads = engine_gradients(model, x, y, weights, small=small)
     ref_value, ref_grads = gradients(weights, x, y, [hidden, out], loss, {0: 0.1, 1: 0.1})
     assert value == pytest.approx(ref_value, rel=tol, abs=tol)
     for (gw, gb), (rw, rb) in zip(grads, ref_grads):
