@@ -6,6 +6,7 @@ a symbol registered with LLVM, so compiled code stays cacheable (a ctypes pointe
 """
 
 import llvmlite.binding as llvm
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -114,3 +115,22 @@ def flush_denormals_on():
 @njit(**JIT)
 def restore_mxcsr(old):
     _mxcsr_set(old)
+
+
+if numba.config.DISABLE_JIT:
+    # NUMBA_DISABLE_JIT=1 runs the kernels as plain Python (the test suite does, once):
+    # the BLAS symbol and the MXCSR intrinsics exist only in compiled code.
+
+    def gemm(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, scratch, coef):
+        rows_a, rows_b = (k, m) if ta else (m, k), (n, k) if tb else (k, n)
+        A = a[a_off:a_off + rows_a[0] * lda].reshape(rows_a[0], lda)[:, :rows_a[1]]
+        B = b[b_off:b_off + rows_b[0] * ldb].reshape(rows_b[0], ldb)[:, :rows_b[1]]
+        C = c[c_off:c_off + m * ldc].reshape(m, ldc)[:, :n]
+        product = (A.T if ta else A) @ (B.T if tb else B)
+        C[...] = alpha * product if beta == 0 else beta * C + alpha * product
+
+    def flush_denormals_on():
+        return np.uint32(0)
+
+    def restore_mxcsr(old):
+        return None
