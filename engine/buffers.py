@@ -97,4 +97,4 @@ class JobBuffers:
     def state(self, epoch: int, best_params, best_value: float, best_epoch: int, history) -> TrainState:
         return TrainState(params=self.theta.copy(), opt_state=self.opt.copy(), step=int(self.step[0]),
                           rng=self.rng.copy(), epoch=epoch, best_params=best_params.copy(),
-                          best_value=best_value, best_epoch=best_epoch, history=list(history))
+                          best_value=best_value, best_epoch=best_epoch, history=history.copy())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # Set NUMBA_CACHE_DIR in the environment (before importing the engine) to move the cache.
 CACHE = True
@@ -42,6 +42,27 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+_blas = None
+
+
+def _blas_libraries():
+    """The BLAS libraries loaded in this process (looked up once: a scan takes ~2 ms)."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas
+
+
+def set_blas_threads(n: int) -> int:
+    """Set every loaded BLAS library to n threads; return the previous count of the first."""
+    libs = _blas_libraries()
+    old = libs[0].num_threads if libs else n
+    for lib in libs:
+        if lib.num_threads != n:
+            lib.set_num_threads(n)
+    return old
+
+
 class threads:
     """Context manager: run with `n` Numba threads and `blas` BLAS threads, then restore."""
 
@@ -52,11 +73,10 @@ class threads:
     def __enter__(self):
         self._old = numba.get_num_threads()
         numba.set_num_threads(self.n)
-        self._limits = threadpool_limits(limits=self.blas, user_api="blas")
-        self._limits.__enter__()
+        self._old_blas = set_blas_threads(self.blas)
         return self
 
     def __exit__(self, *exc):
-        self._limits.__exit__(*exc)
+        set_blas_threads(self._old_blas)
         numba.set_num_threads(self._old)
         return False

@@ -22,11 +22,11 @@ from .init import initial_weights
 from .kernels.epochs import run_epochs_many
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
-from .result import COMPLETED, DIVERGED, EpochMetrics, TrainResult
+from .result import COMPLETED, DIVERGED, History, TrainResult
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
                    validate_optimizer)
-from .trainer import _evaluate, prepare
+from .trainer import _evaluate, epoch_rows, prepare
 from .warm import ensure_compiled
 
 
@@ -102,11 +102,9 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     for i, job in enumerate(jobs):
         n_done = int(done[i])
         secs = share / max(n_done, 1)
-        history = [EpochMetrics(epoch=e + 1, train_loss=float(losses[i, e]),
-                                train_accuracy=correct[i, e] / denom if rule != NO_ACCURACY else math.nan,
-                                learning_rate=float(lrs[i, e]), seconds=secs,
-                                samples_per_second=n_rows / secs if secs > 0 else math.inf)
-                   for e in range(n_done)]
+        history = History(epoch_rows(0, losses[i, :n_done], correct[i, :n_done],
+                                     denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
+                                     n_rows / secs if secs > 0 else math.inf))
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
         train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule)
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -15,7 +16,7 @@ DIVERGED = "DIVERGED"            # a non-finite loss; the last finite weights ar
 STOPPED = "STOPPED"              # the per-epoch callback asked to stop
 
 
-@dataclass
+@dataclass(slots=True)
 class EpochMetrics:
     """Metrics of one epoch; accuracies and validation values are NaN when not applicable."""
 
@@ -29,7 +30,61 @@ class EpochMetrics:
     samples_per_second: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+FIELDS = tuple(EpochMetrics.__slots__)
+
+
+class History(Sequence):
+    """Per-epoch metrics as rows of one float64 array; items come out as EpochMetrics.
+
+    Thousands of epochs cost one array, not thousands of Python objects (building those
+    took longer than training a small network, mostly in the garbage collector).
+    """
+
+    def __init__(self, rows=None):
+        data = np.zeros((0, len(FIELDS))) if rows is None else np.array(rows, dtype=np.float64)
+        self._data = data.reshape(-1, len(FIELDS))
+        self._n = len(self._data)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._n))]
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError("history index out of range")
+        row = self._data[index].tolist()
+        row[0] = int(row[0])
+        return EpochMetrics(*row)
+
+    def extend_rows(self, block: np.ndarray) -> None:
+        """Append rows (k, len(FIELDS)) in FIELDS order."""
+        need = self._n + len(block)
+        if need > len(self._data):
+            grown = np.zeros((max(need, 2 * len(self._data), 16), len(FIELDS)))
+            grown[:self._n] = self._data[:self._n]
+            self._data = grown
+        self._data[self._n:need] = block
+        self._n = need
+
+    def column(self, name: str) -> np.ndarray:
+        """One metric for every epoch, e.g. column("train_loss")."""
+        return self._data[:self._n, FIELDS.index(name)].copy()
+
+    def array(self) -> np.ndarray:
+        """All rows as a (epochs, len(FIELDS)) float64 array (a copy)."""
+        return self._data[:self._n].copy()
+
+    def copy(self) -> "History":
+        return History(self.array())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, History) and np.array_equal(self.array(), other.array(), equal_nan=True)
 
 
 @dataclass
@@ -48,11 +103,9 @@ class TrainState:
     best_params: np.ndarray          # (P,) weights at the best monitored epoch (early stopping)
     best_value: float = math.inf
     best_epoch: int = 0
-    history: list = field(default_factory=list)   # EpochMetrics so far
+    history: History = field(default_factory=History)   # metrics of the epochs so far
 
     def arrays(self) -> dict[str, np.ndarray]:
-        keys = list(EpochMetrics.__dataclass_fields__)
-        hist = np.array([[getattr(m, k) for k in keys] for m in self.history], dtype=np.float64)
         return {
             "params": self.params,
             "opt_state": self.opt_state,
@@ -60,17 +113,12 @@ class TrainState:
             "best_params": self.best_params,
             "scalars": np.array([self.step, self.epoch, self.best_epoch], dtype=np.int64),
             "best_value": np.array([self.best_value], dtype=np.float64),
-            "history": hist.reshape(len(self.history), len(keys)),
+            "history": self.history.array(),
         }
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> "TrainState":
-        keys = list(EpochMetrics.__dataclass_fields__)
-        history = []
-        for row in np.asarray(arrays["history"], dtype=np.float64):
-            values = dict(zip(keys, (float(v) for v in row)))
-            values["epoch"] = int(values["epoch"])
-            history.append(EpochMetrics(**values))
+        history = History(np.asarray(arrays["history"], dtype=np.float64))
         step, epoch, best_epoch = (int(v) for v in arrays["scalars"])
         return cls(
             params=np.array(arrays["params"]),
@@ -90,7 +138,7 @@ class TrainResult:
     """The trained model, how training went, and the state to resume from."""
 
     weights: list                    # [(W (units, inputs), b (units,)), ...] per layer
-    history: list                    # [EpochMetrics, ...]
+    history: History                 # EpochMetrics per epoch
     final: dict                      # train_loss, train_accuracy, val_loss, val_accuracy after the last update
     stop_reason: str                 # COMPLETED, EARLY_STOPPED, DIVERGED, STOPPED
     epochs_run: int

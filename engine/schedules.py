@@ -10,7 +10,7 @@ from .spec import OptimizerSpec
 
 
 def _constant(lr0, s, e, total):
-    return lr0
+    return np.full(e.shape, lr0)
 
 
 def _step(lr0, s, e, total):
@@ -26,10 +26,11 @@ def _inverse_scaling(lr0, s, e, total):
 
 
 def _cosine(lr0, s, e, total):
-    return s.min_lr + (lr0 - s.min_lr) * (1.0 + math.cos(math.pi * e / total)) / 2.0
+    return s.min_lr + (lr0 - s.min_lr) * (1.0 + np.cos(math.pi * e / total)) / 2.0
 
 
-# name -> f(lr0, schedule, epoch (0-based), total epochs); keys match registry.SCHEDULES.
+# name -> f(lr0, schedule, epochs (0-based int64 array), total epochs) -> rates;
+# keys match registry.SCHEDULES.
 SCHEDULE_FUNCS = {
     "constant": _constant,
     "step": _step,
@@ -42,5 +43,5 @@ SCHEDULE_FUNCS = {
 def learning_rates(opt: OptimizerSpec, first: int, count: int, total: int) -> np.ndarray:
     """Rates of epochs first .. first + count - 1 (0-based) of a `total`-epoch run, float64."""
     f = SCHEDULE_FUNCS[opt.schedule.kind]
-    return np.array([f(opt.learning_rate, opt.schedule, e, total) for e in range(first, first + count)],
-                    dtype=np.float64)
+    epochs = np.arange(first, first + count, dtype=np.int64)
+    return np.asarray(f(opt.learning_rate, opt.schedule, epochs, total), dtype=np.float64)

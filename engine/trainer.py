@@ -22,13 +22,27 @@ from .kernels.epochs import predict_rows, run_epochs
 from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
 from .layout import Layout
 from .registry import LOSSES
-from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
+from .result import (COMPLETED, DIVERGED, EARLY_STOPPED, FIELDS, STOPPED, EpochMetrics, History, TrainResult,
+                     TrainState)
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_data,
                    validate_model, validate_optimizer)
 from .warm import ensure_compiled
 
 Callback = Callable[[EpochMetrics], Optional[bool]]
+
+
+def epoch_rows(first: int, losses, correct, denom: int, rates, seconds: float, per_second: float):
+    """History rows (k, len(FIELDS)) of epochs first+1 .. first+k, validation left NaN."""
+    rows = np.full((len(losses), len(FIELDS)), math.nan)
+    rows[:, FIELDS.index("epoch")] = np.arange(first + 1, first + 1 + len(losses))
+    rows[:, FIELDS.index("train_loss")] = losses
+    if denom:
+        rows[:, FIELDS.index("train_accuracy")] = correct / denom
+    rows[:, FIELDS.index("learning_rate")] = rates
+    rows[:, FIELDS.index("seconds")] = seconds
+    rows[:, FIELDS.index("samples_per_second")] = per_second
+    return rows
 
 
 def split_validation(config: TrainConfig, x, y):
@@ -86,7 +100,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     denom = accuracy_denominator(rule, n_rows, model.outputs)
 
     es = config.early_stopping
-    history = list(state.history) if state else []
+    history = state.history.copy() if state else History()
     epoch = state.epoch if state else 0
     best_params = state.best_params.copy() if state else buf.theta.copy()
     best_value = state.best_value if state else math.inf
@@ -112,30 +126,34 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
             elapsed = time.perf_counter() - t0
             train_seconds += elapsed
             stop = False
-            for i in range(done):
-                epoch += 1
-                secs = elapsed / max(done, 1)
-                m = EpochMetrics(epoch=epoch, train_loss=float(losses[i]),
-                                 train_accuracy=correct[i] / denom if rule != NO_ACCURACY else math.nan,
-                                 learning_rate=float(lrs[i]), seconds=secs,
-                                 samples_per_second=n_rows / secs if secs > 0 else math.inf)
+            secs = elapsed / max(done, 1)
+            rate = n_rows / secs if secs > 0 else math.inf
+            rows = epoch_rows(epoch, losses[:done], correct[:done], denom if rule != NO_ACCURACY else 0,
+                              lrs[:done], secs, rate)
+            epoch += done
+            for row in rows if (per_epoch or callback is not None) else ():
+                values = row.tolist()
+                values[0] = int(values[0])
+                m = EpochMetrics(*values)
                 if x_val is not None:
                     m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
-                history.append(m)
                 if es is not None:
                     value = m.val_loss if es.monitor == "val_loss" else m.train_loss
                     if value < best_value - es.min_delta:
-                        best_value, best_epoch = value, epoch
+                        best_value, best_epoch = value, m.epoch
                         best_params[:] = buf.theta
-                    elif epoch - best_epoch >= es.patience:
+                    elif m.epoch - best_epoch >= es.patience:
                         reason = EARLY_STOPPED
                         message = (f"{es.monitor} did not improve by {es.min_delta} for {es.patience} "
                                    f"epochs; best {best_value:.6g} at epoch {best_epoch}")
                         stop = True
                 if callback is not None and callback(m):
                     if reason == COMPLETED:
-                        reason, message = STOPPED, f"stopped by request after epoch {epoch}"
+                        reason, message = STOPPED, f"stopped by request after epoch {m.epoch}"
                     stop = True
+                row[FIELDS.index("val_loss")] = m.val_loss
+                row[FIELDS.index("val_accuracy")] = m.val_accuracy
+            history.extend_rows(rows)
             if diverged:
                 reason = DIVERGED
                 message = (f"the training loss became non-finite in epoch {epoch + 1}; "
