@@ -115,24 +115,20 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
         hits = 0
         for start in range(0, n_rows, batch):
             rows = min(batch, n_rows - start)
+            # One call site per step function: each is compiled (and inlined) once.
+            src_x, off_x, src_y, off_y = x, start * n_in, y, start * n_out
             if gather:
                 for r in range(rows):
                     src = perm[start + r]
                     xb[r * n_in:(r + 1) * n_in] = x[src * n_in:(src + 1) * n_in]
                     yb[r * n_out:(r + 1) * n_out] = y[src * n_out:(src + 1) * n_out]
-                if small:
-                    loss, hit = small_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
-                                           a_off, meta, slopes, hp, lr, ints)
-                else:
-                    loss, hit = train_step(xb, 0, yb, 0, rows, theta, grad, opt, step, acts, deltas,
-                                           a_off, meta, slopes, hp, lr, ints, iscr, fscr)
-            elif small:
-                loss, hit = small_step(x, start * n_in, y, start * n_out, rows, theta, grad, opt,
-                                       step, acts, deltas, a_off, meta, slopes, hp, lr, ints)
+                src_x, off_x, src_y, off_y = xb, 0, yb, 0
+            if small:
+                loss, hit = small_step(src_x, off_x, src_y, off_y, rows, theta, grad, opt, step, acts,
+                                       deltas, a_off, meta, slopes, hp, lr, ints)
             else:
-                loss, hit = train_step(x, start * n_in, y, start * n_out, rows, theta, grad, opt,
-                                       step, acts, deltas, a_off, meta, slopes, hp, lr, ints,
-                                       iscr, fscr)
+                loss, hit = train_step(src_x, off_x, src_y, off_y, rows, theta, grad, opt, step, acts,
+                                       deltas, a_off, meta, slopes, hp, lr, ints, iscr, fscr)
             total += loss
             hits += hit
         losses[e] = total / n_batches
