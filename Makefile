@@ -6,13 +6,20 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: help install run demo test test-nojit compare mnist clean
+ADDRESS  ?= 127.0.0.1:50051
+DATA_DIR ?= $(CURDIR)/data
+PROTOS   := $(wildcard proto/fusetrain/v1/*.proto)
+
+.PHONY: help install run demo test test-nojit compare mnist clean proto bench-service
 
 help:
-	@echo "make run       start fusetrain (engine demo on the classic examples)"
+	@echo "make run       start the fusetrain gRPC service on $(ADDRESS) (data in $(DATA_DIR))"
+	@echo "make demo      start a service, train XOR and a seeds sweep through it, stop it"
 	@echo "make test      run the whole test suite"
 	@echo "make compare   side-by-side speed against PyTorch, JAX and scikit-learn"
 	@echo "make mnist     train MNIST 784-256-10 and report test accuracy"
+	@echo "make proto     regenerate fusetrain.v1 from proto/fusetrain/v1/*.proto"
+	@echo "make bench-service   the service's latency, batch throughput and cold start"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +31,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m fusetrain.engine.demo
+	$(VENV)/bin/fusetrain serve --address $(ADDRESS) --data-dir $(DATA_DIR)
+
+demo: $(STAMP)
+	$(PY) -m fusetrain.service.demo
+
+# Generated modules are committed; tests/service/test_proto.py checks that this changes nothing.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
+
+bench-service: $(STAMP)
+	$(PY) benchmarks/service_bench.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

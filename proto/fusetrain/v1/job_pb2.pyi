@@ -1,0 +1,170 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Tensor(_message.Message):
+    __slots__ = ("dtype", "shape", "data", "values")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Layer(_message.Message):
+    __slots__ = ("units", "activation", "leaky_slope", "weights", "bias", "freeze_weights", "freeze_bias")
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    LEAKY_SLOPE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    BIAS_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    FREEZE_BIAS_FIELD_NUMBER: _ClassVar[int]
+    units: int
+    activation: str
+    leaky_slope: float
+    weights: Tensor
+    bias: Tensor
+    freeze_weights: bool
+    freeze_bias: bool
+    def __init__(self, units: _Optional[int] = ..., activation: _Optional[str] = ..., leaky_slope: _Optional[float] = ..., weights: _Optional[_Union[Tensor, _Mapping]] = ..., bias: _Optional[_Union[Tensor, _Mapping]] = ..., freeze_weights: _Optional[bool] = ..., freeze_bias: _Optional[bool] = ...) -> None: ...
+
+class Model(_message.Message):
+    __slots__ = ("inputs", "layers", "loss", "initializer", "init_scale", "seed", "dtype")
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    INITIALIZER_FIELD_NUMBER: _ClassVar[int]
+    INIT_SCALE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    inputs: int
+    layers: _containers.RepeatedCompositeFieldContainer[Layer]
+    loss: str
+    initializer: str
+    init_scale: float
+    seed: int
+    dtype: str
+    def __init__(self, inputs: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., loss: _Optional[str] = ..., initializer: _Optional[str] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., dtype: _Optional[str] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("kind", "step_size", "gamma", "power", "min_lr")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STEP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GAMMA_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
+    MIN_LR_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    step_size: int
+    gamma: float
+    power: float
+    min_lr: float
+    def __init__(self, kind: _Optional[str] = ..., step_size: _Optional[int] = ..., gamma: _Optional[float] = ..., power: _Optional[float] = ..., min_lr: _Optional[float] = ...) -> None: ...
+
+class Optimizer(_message.Message):
+    __slots__ = ("kind", "learning_rate", "momentum", "beta1", "beta2", "rho", "epsilon", "weight_decay", "clip_norm", "schedule")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    MOMENTUM_FIELD_NUMBER: _ClassVar[int]
+    BETA1_FIELD_NUMBER: _ClassVar[int]
+    BETA2_FIELD_NUMBER: _ClassVar[int]
+    RHO_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    CLIP_NORM_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    learning_rate: float
+    momentum: float
+    beta1: float
+    beta2: float
+    rho: float
+    epsilon: float
+    weight_decay: float
+    clip_norm: float
+    schedule: Schedule
+    def __init__(self, kind: _Optional[str] = ..., learning_rate: _Optional[float] = ..., momentum: _Optional[float] = ..., beta1: _Optional[float] = ..., beta2: _Optional[float] = ..., rho: _Optional[float] = ..., epsilon: _Optional[float] = ..., weight_decay: _Optional[float] = ..., clip_norm: _Optional[float] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class EarlyStopping(_message.Message):
+    __slots__ = ("patience", "min_delta", "restore_best", "monitor")
+    PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DELTA_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_BEST_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    patience: int
+    min_delta: float
+    restore_best: bool
+    monitor: str
+    def __init__(self, patience: _Optional[int] = ..., min_delta: _Optional[float] = ..., restore_best: _Optional[bool] = ..., monitor: _Optional[str] = ...) -> None: ...
+
+class Training(_message.Message):
+    __slots__ = ("epochs", "batch_size", "shuffle", "seed", "validation_fraction", "early_stopping", "threads", "time_limit_seconds")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHUFFLE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    seed: int
+    validation_fraction: float
+    early_stopping: EarlyStopping
+    threads: int
+    time_limit_seconds: float
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ...) -> None: ...
+
+class DataSource(_message.Message):
+    __slots__ = ("dataset_id", "x_array", "y_array", "x", "y")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    X_ARRAY_FIELD_NUMBER: _ClassVar[int]
+    Y_ARRAY_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    x_array: str
+    y_array: str
+    x: Tensor
+    y: Tensor
+    def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class Data(_message.Message):
+    __slots__ = ("train", "validation")
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    train: DataSource
+    validation: DataSource
+    def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ...) -> None: ...
+
+class JobSpec(_message.Message):
+    __slots__ = ("name", "labels", "model", "optimizer", "training", "data")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    model: Model
+    optimizer: Optimizer
+    training: Training
+    data: Data
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., optimizer: _Optional[_Union[Optimizer, _Mapping]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., data: _Optional[_Union[Data, _Mapping]] = ...) -> None: ...

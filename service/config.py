@@ -1,0 +1,45 @@
+"""Server settings: address, data directory, workers, threads, limits (all `fusetrain serve` options)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class ServiceLimits:
+    """Limits a client can hit; each is reported by GetServerInfo and answered RESOURCE_EXHAUSTED."""
+
+    max_message_bytes: int = 4 * 1024 * 1024       # one gRPC message, both directions
+    max_dataset_bytes: int = 1024 * 1024 * 1024    # one uploaded dataset
+    max_parameters: int = 50_000_000
+    max_epochs: int = 1_000_000
+    max_queued_jobs: int = 100_000
+    max_batch_jobs: int = 10_000
+    max_job_seconds: float = 24 * 3600.0
+    max_rows: int = 10_000_000
+    max_layers: int = 64
+    max_units: int = 65_536
+
+
+@dataclass
+class ServerConfig:
+    address: str = "127.0.0.1:50051"
+    data_dir: Path = Path("data")
+    workers: int = field(default_factory=default_workers)
+    threads_per_worker: int = 1          # workers * threads_per_worker <= cores by default
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    checkpoint_seconds: float = 5.0      # how often a running job saves a resumable state
+    force_grace_seconds: float = 5.0     # past a time limit, how long before the worker is ended
+    shutdown_grace_seconds: float = 10.0 # SIGTERM: how long running jobs get to checkpoint
+    rpc_threads: int = 16
+    warmup: bool = True                  # load the Numba cache in each worker before it takes jobs
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)

@@ -1,0 +1,90 @@
+"""The executor interface: where jobs run. The job manager needs only these four operations.
+
+    submit(task) -> Future[Outcome]   queue a task; the future resolves when it ends
+    cancel(job_id, force)             graceful (next epoch boundary) or forced (end the worker now)
+    close(grace)                      stop: running tasks get `grace` seconds to save a checkpoint
+    (await the future)                `future.result()` or `add_done_callback`
+
+Progress (started, epochs, checkpoints) goes to the `on_progress(job_id, kind, payload)` callable
+given to the executor. pool.ProcessPool implements this with spawned worker processes; a Ray
+backend implements the same with remote tasks running the same `jobfn.run_job`.
+"""
+
+from __future__ import annotations
+
+import abc
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+# Outcome.status values.
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+SUSPENDED = "SUSPENDED"   # stopped for a server shutdown; resume from `state`
+
+# on_progress kinds.
+STARTED = "started"          # payload: {"attempt", "time", "worker"}
+EPOCHS = "epochs"            # payload: float64 array (epochs, len(METRIC_FIELDS))
+CHECKPOINT = "checkpoint"    # payload: TrainState.arrays()
+
+# Columns of the per-epoch metrics arrays (epochs and result["history"]), as in engine.EpochMetrics.
+METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                 "seconds", "samples_per_second")
+
+# cancel() answers.
+CANCELLED_QUEUED = "queued"      # it had not started: its future is resolved CANCELLED
+CANCEL_SIGNALLED = "running"     # it is running: the outcome follows
+UNKNOWN = "unknown"              # nothing to cancel (finished, or never submitted)
+
+
+@dataclass
+class Task:
+    """Everything a worker needs to run one attempt of a job (picklable, no open handles)."""
+
+    job_id: str
+    attempt: int
+    spec: bytes                   # serialized fusetrain.v1.JobSpec
+    data_dir: str                 # where datasets/ and checkpoints/ live (read only)
+    threads: int
+    time_limit: float             # wall seconds for this attempt
+    checkpoint_seconds: float
+    limits: object                # config.ServiceLimits
+    threads_per_worker: int
+    resume_from: Optional[str] = None   # sha of a checkpoint file to resume from
+
+
+@dataclass
+class Outcome:
+    status: str                   # SUCCEEDED, FAILED, CANCELLED, SUSPENDED
+    reason: str = ""              # a fusetrain.v1.FailureReason name when FAILED
+    message: str = ""
+    result: Optional[dict] = None  # weights, history (array of METRIC_FIELDS), final, stop_reason, epochs_run, best_epoch,
+                                   # compile_seconds, train_seconds, dtype
+    state: Optional[dict] = None   # TrainState.arrays() when SUSPENDED
+    attempt: int = 0
+    started_at: Optional[float] = None
+
+
+ProgressFn = Callable[[str, str, object], None]
+
+
+class Executor(abc.ABC):
+    name: str = "executor"
+
+    @abc.abstractmethod
+    def submit(self, task: Task) -> "Future[Outcome]":
+        """Queue `task` (FIFO); never blocks on training."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str, force: bool = False) -> str:
+        """Ask a task to stop; returns CANCELLED_QUEUED, CANCEL_SIGNALLED or UNKNOWN."""
+
+    @abc.abstractmethod
+    def close(self, grace: float = 0.0) -> None:
+        """Stop taking tasks; running ones are suspended (SUSPENDED outcome with a state) within
+        `grace` seconds, else ended; queued ones' futures are cancelled."""
+
+    def running(self) -> list[str]:
+        """Ids of the jobs running now."""
+        return []

@@ -1,0 +1,90 @@
+"""Content-addressed files under the data directory, written atomically (temp file, fsync, rename).
+
+    <data>/datasets/<sha256>.npz      uploaded datasets, named by the sha256 of their bytes
+    <data>/results/<sha256>.pb        serialized JobResult messages
+    <data>/checkpoints/<sha256>.npz   resumable training states (TrainState.arrays())
+    <data>/tmp/                       partial files; emptied at start-up
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+KINDS = {"datasets": ".npz", "results": ".pb", "checkpoints": ".npz"}
+
+
+class Files:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        for kind in (*KINDS, "tmp"):
+            (self.root / kind).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+
+    def path(self, kind: str, sha: str) -> Path:
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ValueError(f"not a sha256: {sha!r}")
+        return self.root / kind / f"{sha}{KINDS[kind]}"
+
+    def exists(self, kind: str, sha: str) -> bool:
+        return self.path(kind, sha).exists()
+
+    def temp(self) -> tuple[int, str]:
+        """An open temp file in the data directory (same file system as the final place)."""
+        return tempfile.mkstemp(dir=self.root / "tmp")
+
+    def commit_temp(self, kind: str, tmp_path: str, sha: str) -> Path:
+        """Rename a complete, fsynced temp file to its content address; a duplicate is dropped."""
+        final = self.path(kind, sha)
+        if final.exists():
+            os.unlink(tmp_path)
+        else:
+            os.replace(tmp_path, final)
+            _fsync_dir(final.parent)
+        return final
+
+    def write(self, kind: str, data: bytes) -> str:
+        """Store `data`; return its sha256."""
+        sha = hashlib.sha256(data).hexdigest()
+        if self.path(kind, sha).exists():
+            return sha
+        fd, tmp = self.temp()
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self.commit_temp(kind, tmp, sha)
+        return sha
+
+    def read(self, kind: str, sha: str) -> bytes:
+        return self.path(kind, sha).read_bytes()
+
+    def remove(self, kind: str, sha: str) -> None:
+        try:
+            self.path(kind, sha).unlink()
+        except FileNotFoundError:
+            pass
+
+    def write_arrays(self, kind: str, arrays: dict) -> str:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return self.write(kind, buf.getvalue())
+
+    def read_arrays(self, kind: str, sha: str) -> dict:
+        with np.load(self.path(kind, sha), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,137 @@
+"""The job function: one attempt of one job, from a Task to an Outcome, on the engine.
+
+It runs wherever an executor puts it (a spawned worker process here, a Ray task later) and talks
+to the outside only through `ctx`:
+    ctx.report(kind, payload)   progress: executor.EPOCHS batches, executor.CHECKPOINT states
+    ctx.stop_requested()        None, "cancel" or "suspend", polled at every epoch boundary
+No grpc, no database: it reads its dataset and checkpoint files and returns plain data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import operator
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from fusetrain import engine
+from fusetrain.v1 import job_pb2
+
+from . import executor as ex
+from .files import Files
+from .specs import engine_limits, load_source, to_engine
+
+log = logging.getLogger("fusetrain.worker")
+
+FLUSH_SECONDS = 0.1          # epoch metrics reach watchers at most this late
+CHECK_SECONDS = 0.01         # cancel and time limit are checked at most this often
+_CAN_CHECKPOINT = "checkpoint" in inspect.signature(engine.train).parameters
+
+_values = operator.attrgetter(*ex.METRIC_FIELDS)
+
+
+def metrics_array(metrics: list) -> np.ndarray:
+    """EpochMetrics objects as a float64 array (epochs, len(METRIC_FIELDS)): cheap to send."""
+    return np.array([_values(m) for m in metrics], dtype=np.float64).reshape(len(metrics),
+                                                                            len(ex.METRIC_FIELDS))
+
+
+# The last dataset loaded by this process: the jobs of a batch usually share one.
+_dataset_cache: dict = {}
+
+
+def run_job(task: ex.Task, ctx) -> ex.Outcome:
+    """Train one attempt of `task.job_id`; never raises for anything the job itself did wrong."""
+    started = time.time()
+    deadline = time.monotonic() + task.time_limit
+    try:
+        return _run(task, ctx, deadline, started)
+    except engine.InvalidSpec as exc:
+        return ex.Outcome(ex.FAILED, "INVALID_DATA", str(exc), attempt=task.attempt, started_at=started)
+    except MemoryError:
+        return ex.Outcome(ex.FAILED, "ENGINE_ERROR", "out of memory", attempt=task.attempt,
+                          started_at=started)
+    except Exception as exc:  # a bug: keep the job's record useful and the worker alive
+        log.exception("job %s failed inside the engine", task.job_id)
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return ex.Outcome(ex.FAILED, "ENGINE_ERROR", last, attempt=task.attempt, started_at=started)
+
+
+def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
+    spec = job_pb2.JobSpec.FromString(task.spec)
+    job = to_engine(spec, task.limits, task.threads_per_worker)
+    files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
+    files.root = Path(task.data_dir)
+    path = lambda sha: files.path("datasets", sha)  # noqa: E731
+    x, y = load_source(spec.data.train, "data.train", path, cache=_dataset_cache)
+    x_val = y_val = None
+    if spec.data.HasField("validation"):
+        x_val, y_val = load_source(spec.data.validation, "data.validation", path)
+    state = None
+    if task.resume_from:
+        state = engine.TrainState.from_arrays(files.read_arrays("checkpoints", task.resume_from))
+
+    pending: list = []
+    marks = [time.monotonic(), time.monotonic()]   # last flush, last stop check
+    why = [None]
+
+    def flush() -> None:
+        if pending:
+            ctx.report(ex.EPOCHS, metrics_array(pending))
+            pending.clear()
+        marks[0] = time.monotonic()
+
+    def callback(m) -> bool:
+        # Called after every epoch: keep the common path to an append and a clock read.
+        pending.append(m)
+        now = time.monotonic()
+        if now - marks[1] < CHECK_SECONDS:
+            return False
+        marks[1] = now
+        if now - marks[0] >= FLUSH_SECONDS:
+            flush()
+        stop = ctx.stop_requested()
+        if stop:
+            why[0] = stop
+            return True
+        if now > deadline:
+            why[0] = "time"
+            return True
+        return False
+
+    kwargs = {}
+    if _CAN_CHECKPOINT:
+        kwargs = {"checkpoint": lambda s: ctx.report(ex.CHECKPOINT, s.arrays()),
+                  "checkpoint_seconds": task.checkpoint_seconds}
+    result = engine.train(job.model, job.optimizer, job.config, x, y, x_val=x_val, y_val=y_val,
+                          callback=callback, state=state,
+                          limits=engine_limits(task.limits, task.threads_per_worker), **kwargs)
+    flush()
+    out = {
+        "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
+        "history": metrics_array(result.history),
+        "final": dict(result.final),
+        "stop_reason": result.stop_reason,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch or 0,
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": result.train_seconds,
+        "dtype": job.model.dtype,
+    }
+    outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
+        status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
+    if result.stop_reason == engine.DIVERGED:
+        return outcome(ex.FAILED, "DIVERGED")
+    if result.stop_reason == engine.STOPPED:
+        if why[0] == "suspend":
+            return ex.Outcome(ex.SUSPENDED, message="suspended for shutdown", state=result.state.arrays(),
+                              attempt=task.attempt, started_at=started)
+        if why[0] == "time":
+            return outcome(ex.FAILED, "TIME_LIMIT", f"stopped after epoch {result.epochs_run}: over the "
+                                                    f"time limit of {task.time_limit:g} s")
+        return outcome(ex.CANCELLED, message=f"cancelled after epoch {result.epochs_run}")
+    return outcome(ex.SUCCEEDED)

@@ -1,0 +1,123 @@
+"""Store rows and executor outcomes to fusetrain.v1 messages (and back); no grpc, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+from google.protobuf import timestamp_pb2
+
+from fusetrain.v1 import job_pb2, service_pb2 as pb
+
+from .executor import METRIC_FIELDS
+from .specs import array_to_tensor
+
+TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
+ACTIVE = (pb.QUEUED, pb.RUNNING, pb.CANCELLING)
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(round(seconds * 1e9)))
+    return ts
+
+
+def state_name(state: int) -> str:
+    return pb.JobState.Name(state)
+
+
+def epoch_metrics(row) -> pb.EpochMetrics:
+    """An EpochMetrics message from a row of executor.METRIC_FIELDS; NaN metrics are left unset."""
+    epoch, loss, acc, val_loss, val_acc, lr, secs, sps = (float(v) for v in row)
+    m = pb.EpochMetrics(epoch=int(epoch), train_loss=loss, learning_rate=_finite(lr),
+                        seconds=_finite(secs), samples_per_second=_finite(sps))
+    if not math.isnan(acc):
+        m.train_accuracy = acc
+    if not math.isnan(val_loss):
+        m.val_loss = val_loss
+    if not math.isnan(val_acc):
+        m.val_accuracy = val_acc
+    return m
+
+
+def pack_epoch_block(metrics: np.ndarray, when: float) -> bytes:
+    """Stored form of a batch of epoch events: float64 rows of (time, METRIC_FIELDS...)."""
+    block = np.empty((metrics.shape[0], metrics.shape[1] + 1), dtype="<f8")
+    block[:, 0] = when
+    block[:, 1:] = metrics
+    return block.tobytes()
+
+
+def epoch_events(job_id: str, first: int, payload: bytes) -> list[pb.JobEvent]:
+    block = np.frombuffer(payload, dtype="<f8").reshape(-1, len(METRIC_FIELDS) + 1)
+    return [pb.JobEvent(job_id=job_id, sequence=first + i, time=timestamp(row[0]),
+                        epoch=epoch_metrics(row[1:])) for i, row in enumerate(block)]
+
+
+def _finite(value) -> float:
+    return float(value) if value is not None and math.isfinite(value) else 0.0
+
+
+def job_message(row: dict, include_spec: bool = True) -> pb.Job:
+    job = pb.Job(id=row["id"], state=row["state"], request_id=row["request_id"] or "",
+                 batch_id=row["batch_id"] or "", failure_reason=row["failure_reason"],
+                 message=row["message"], attempt=row["attempt"], epochs_done=row["epochs_done"],
+                 epochs_total=row["epochs_total"], has_result=bool(row["result_sha"]), name=row["name"],
+                 labels=row["labels"], created_at=timestamp(row["created_at"]))
+    if include_spec:
+        job.spec.ParseFromString(row["spec"])
+    if row["latest"]:
+        job.latest.ParseFromString(row["latest"])
+    if row["started_at"]:
+        job.started_at.CopyFrom(timestamp(row["started_at"]))
+    if row["finished_at"]:
+        job.finished_at.CopyFrom(timestamp(row["finished_at"]))
+    return job
+
+
+def state_event(job_id: str, state: int, when: float, reason: int = 0, message: str = "",
+                attempt: int = 0) -> pb.JobEvent:
+    return pb.JobEvent(job_id=job_id, time=timestamp(when),
+                       state=pb.StateChange(state=state, failure_reason=reason, message=message,
+                                            attempt=attempt))
+
+
+def weights_sha256(weights) -> str:
+    """sha256 of every layer's weight bytes then bias bytes (little-endian), layer by layer."""
+    h = hashlib.sha256()
+    for w, b in weights:
+        for a in (w, b):
+            a = np.ascontiguousarray(a)
+            h.update(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+    return h.hexdigest()
+
+
+def result_message(result: dict) -> pb.JobResult:
+    """The training part of a JobResult (job id, state and queue timings are filled on reading)."""
+    final = result["final"]
+    msg = pb.JobResult(
+        stop_reason=result["stop_reason"], epochs_run=result["epochs_run"],
+        best_epoch=result["best_epoch"], dtype=result["dtype"],
+        weights_sha256=weights_sha256(result["weights"]),
+        history=[epoch_metrics(row) for row in result["history"]],
+        final=pb.FinalMetrics(train_loss=_finite(final.get("train_loss"))),
+        timings=pb.Timings(compile_seconds=result["compile_seconds"], train_seconds=result["train_seconds"]))
+    for key in ("train_accuracy", "val_loss", "val_accuracy"):
+        value = final.get(key)
+        if value is not None and not math.isnan(value):
+            setattr(msg.final, key, value)
+    for w, b in result["weights"]:
+        msg.layers.append(pb.LayerWeights(weights=array_to_tensor(w), bias=array_to_tensor(b)))
+    return msg
+
+
+def result_weights(msg: pb.JobResult) -> list:
+    """[(W, b), ...] arrays of a JobResult."""
+    from .specs import tensor_to_array
+    return [(tensor_to_array(layer.weights, f"layers[{i}].weights"),
+             tensor_to_array(layer.bias, f"layers[{i}].bias")) for i, layer in enumerate(msg.layers)]
+
+
+def spec_labels(spec: job_pb2.JobSpec) -> dict:
+    return dict(spec.labels)

@@ -1,0 +1,294 @@
+"""ProcessPool: the Executor on a pool of spawned worker processes (see worker.py).
+
+One thread (`_loop`) owns the pipes: it waits on every worker's pipe and process sentinel, forwards
+progress, resolves futures, hands the next queued task to an idle worker, replaces a worker that
+died (failing only its own task) and ends one whose task is past its time limit plus a grace.
+Each worker gets `threads_per_worker` threads (NUMBA_NUM_THREADS and the BLAS variables are set
+for it, and each job sets its own count); workers x threads stays within the cores by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from multiprocessing.connection import wait
+from typing import Optional
+
+from . import executor as ex
+from .worker import worker_main
+
+log = logging.getLogger("fusetrain.pool")
+
+_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_env_lock = threading.Lock()
+
+
+class _Slot:
+    """One worker process and what it is doing."""
+
+    def __init__(self, index: int):
+        self.index = index
+        self.process = None
+        self.conn = None
+        self.stop_token = None
+        self.stop_mode = None
+        self.ready = False
+        self.task: Optional[ex.Task] = None
+        self.token = 0
+        self.deadline: Optional[float] = None
+        self.kill_outcome: Optional[ex.Outcome] = None
+        self.early_deaths = 0          # deaths in a row before becoming ready (crash loop)
+        self.restart_at: Optional[float] = None
+
+
+class ProcessPool(ex.Executor):
+    name = "process-pool"
+
+    def __init__(self, workers: int, threads_per_worker: int, on_progress: ex.ProgressFn,
+                 warmup: bool = True, force_grace: float = 5.0, log_level: str = "INFO"):
+        self._mp = mp.get_context("spawn")
+        self._threads = threads_per_worker
+        self._on_progress = on_progress
+        self._warmup = warmup
+        self._force_grace = force_grace
+        self._log_level = log_level
+        self._lock = threading.RLock()
+        self._queue: deque = deque()
+        self._futures: dict[str, Future] = {}
+        self._tokens = itertools.count(1)
+        self._closing = False
+        self._stopped = threading.Event()
+        self._ready_event = threading.Event()
+        self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
+        self._slots = [_Slot(i) for i in range(workers)]
+        for slot in self._slots:
+            self._start(slot)
+        self._thread = threading.Thread(target=self._loop, name="fusetrain-pool", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------------- interface
+
+    def submit(self, task: ex.Task) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._closing:
+                future.cancel()
+                return future
+            self._futures[task.job_id] = future
+            self._queue.append(task)
+            self._dispatch()
+        return future
+
+    def cancel(self, job_id: str, force: bool = False) -> str:
+        with self._lock:
+            for i, task in enumerate(self._queue):
+                if task.job_id == job_id:
+                    del self._queue[i]
+                    future = self._futures.pop(job_id)
+                    break
+            else:
+                future = None
+                for slot in self._slots:
+                    if slot.task is not None and slot.task.job_id == job_id:
+                        if force:
+                            slot.kill_outcome = ex.Outcome(
+                                ex.CANCELLED, message="force-cancelled: the worker was ended",
+                                attempt=slot.task.attempt)
+                            slot.process.kill()
+                        else:
+                            slot.stop_mode.value = 1
+                            slot.stop_token.value = slot.token
+                        return ex.CANCEL_SIGNALLED
+                return ex.UNKNOWN
+        future.set_result(ex.Outcome(ex.CANCELLED, message="cancelled before it started"))
+        return ex.CANCELLED_QUEUED
+
+    def close(self, grace: float = 0.0) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            queued = [self._futures.pop(t.job_id) for t in self._queue]
+            self._queue.clear()
+            for slot in self._slots:
+                if slot.task is not None:
+                    slot.stop_mode.value = 2
+                    slot.stop_token.value = slot.token
+        for future in queued:
+            future.cancel()
+        end = time.monotonic() + grace
+        while time.monotonic() < end and any(s.task is not None for s in self._slots):
+            time.sleep(0.02)
+        with self._lock:
+            self._stopped.set()
+            self._wake_w.send_bytes(b"x")
+        self._thread.join(timeout=5)
+        for slot in self._slots:
+            try:
+                if slot.task is None and slot.process.is_alive():
+                    slot.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 2
+        for slot in self._slots:
+            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(timeout=2)
+        with self._lock:
+            left = list(self._futures.values())
+            self._futures.clear()
+        for future in left:
+            future.cancel()
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return [s.task.job_id for s in self._slots if s.task is not None]
+
+    def wait_ready(self, timeout: Optional[float] = None) -> bool:
+        """Block until every worker has warmed up (loaded or compiled the engine's kernels)."""
+        return self._ready_event.wait(timeout)
+
+    @property
+    def workers(self) -> int:
+        return len(self._slots)
+
+    # -------------------------------------------------------------------------- internals
+
+    def _start(self, slot: _Slot) -> None:
+        parent, child = self._mp.Pipe()
+        slot.stop_token = self._mp.RawValue("q", 0)
+        slot.stop_mode = self._mp.RawValue("i", 0)
+        slot.ready, slot.task, slot.deadline, slot.kill_outcome = False, None, None, None
+        slot.restart_at = None
+        with _env_lock:
+            saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+            os.environ.update({k: str(self._threads) for k in _THREAD_VARS})
+            try:
+                slot.process = self._mp.Process(
+                    target=worker_main, name=f"fusetrain-worker-{slot.index}", daemon=True,
+                    args=(child, slot.stop_token, slot.stop_mode, self._warmup, self._log_level))
+                slot.process.start()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        child.close()
+        slot.conn = parent
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to idle, warmed-up workers (called with the lock held)."""
+        for slot in self._slots:
+            if not self._queue:
+                return
+            if slot.ready and slot.task is None and not self._closing:
+                task = self._queue.popleft()
+                slot.task, slot.token, slot.deadline = task, next(self._tokens), None
+                try:
+                    slot.conn.send((slot.token, task))
+                except (OSError, ValueError):
+                    pass   # it died: the loop sees its sentinel and fails the task
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                self._restart_due()
+                live = [s for s in self._slots if s.restart_at is None]
+                conns = {s.conn: s for s in live}
+                sentinels = {s.process.sentinel: s for s in live}
+            ready = wait([*conns, *sentinels, self._wake_r], timeout=0.1)
+            for obj in ready:
+                if obj is self._wake_r:
+                    self._wake_r.recv_bytes()
+                elif obj in conns:
+                    self._receive(conns[obj])
+            for obj in ready:
+                if obj in sentinels:
+                    self._reap(sentinels[obj])
+            self._check_deadlines()
+
+    def _receive(self, slot: _Slot) -> None:
+        while True:
+            try:
+                if not slot.conn.poll():
+                    return
+                kind, job_id, payload = slot.conn.recv()
+            except (EOFError, OSError):
+                return   # the sentinel tells the rest
+            if kind == "ready":
+                log.info("worker %d ready (pid %d, warm-up %.2f s)", slot.index, payload["pid"],
+                         payload["warmup_seconds"])
+                with self._lock:
+                    slot.ready, slot.early_deaths = True, 0
+                    if all(s.ready for s in self._slots):
+                        self._ready_event.set()
+                    self._dispatch()
+            elif kind == "done":
+                with self._lock:
+                    future = self._futures.pop(job_id, None)
+                    slot.task, slot.deadline = None, None
+                    slot.stop_token.value = 0
+                    self._dispatch()
+                if future is not None and not future.done():
+                    future.set_result(payload)
+            else:
+                if kind == ex.STARTED:
+                    with self._lock:
+                        if slot.task is not None and slot.task.job_id == job_id:
+                            slot.deadline = time.monotonic() + slot.task.time_limit
+                self._on_progress(job_id, kind, payload)
+
+    def _reap(self, slot: _Slot) -> None:
+        """A worker process ended: fail its task (unless we ended it on purpose) and replace it."""
+        slot.process.join(timeout=1)
+        code = slot.process.exitcode
+        with self._lock:
+            task, outcome = slot.task, slot.kill_outcome
+            if task is not None and outcome is None:
+                outcome = ex.Outcome(ex.FAILED, "WORKER_CRASHED",
+                                     f"the worker process exited with code {code} during the job",
+                                     attempt=task.attempt)
+            future = self._futures.pop(task.job_id, None) if task is not None else None
+            try:
+                slot.conn.close()
+            except OSError:
+                pass
+            slot.task = None
+            if not self._closing:
+                if not slot.ready:
+                    slot.early_deaths += 1
+                delay = 0.0 if slot.early_deaths <= 1 else min(30.0, 0.25 * 2 ** slot.early_deaths)
+                log.warning("worker %d (pid %s) exited with code %s; starting another in %.1f s",
+                            slot.index, slot.process.pid, code, delay)
+                slot.ready = False
+                slot.restart_at = time.monotonic() + delay
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _restart_due(self) -> None:
+        """Start the replacements whose back-off has passed (called with the lock held)."""
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.restart_at is not None and now >= slot.restart_at and not self._closing:
+                slot.restart_at = None
+                self._start(slot)
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for slot in self._slots:
+                if (slot.task is not None and slot.deadline is not None and slot.kill_outcome is None
+                        and now > slot.deadline + self._force_grace):
+                    slot.kill_outcome = ex.Outcome(
+                        ex.FAILED, "TIME_LIMIT",
+                        f"ended: still inside an epoch {self._force_grace:g} s after its time limit of "
+                        f"{slot.task.time_limit:g} s", attempt=slot.task.attempt)
+                    slot.process.kill()

@@ -1,0 +1,112 @@
+"""The fusetrain gRPC server: servicer, health, reflection, graceful shutdown; ends in `serve()`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from typing import Callable, Optional
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from fusetrain.v1 import service_pb2, service_pb2_grpc
+
+from .config import ServerConfig
+from .jobs import JobManager
+from .servicer import ErrorInterceptor, TrainingServicer
+
+log = logging.getLogger("fusetrain.server")
+
+SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
+
+
+class Server:
+    """A running service: `start()` binds and serves, `stop()` drains and closes."""
+
+    def __init__(self, config: ServerConfig, executor_factory=None):
+        self.config = config
+        self.manager = JobManager(config, executor_factory)
+        limit = config.limits.max_message_bytes
+        self.grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
+            interceptors=[ErrorInterceptor()],
+            options=[("grpc.max_receive_message_length", limit),
+                     ("grpc.max_send_message_length", -1),   # results of big models may be large
+                     ("grpc.so_reuseport", 0)])
+        service_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(self.manager), self.grpc)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc)
+        self.port = self.grpc.add_insecure_port(config.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {config.address}")
+        host = config.address.rsplit(":", 1)[0]
+        self.address = f"{host}:{self.port}"
+        self._stopped = threading.Event()
+
+    def start(self, on_serving: Optional[Callable[[], None]] = None) -> None:
+        """Serve RPCs now; report SERVING once the workers have warmed up."""
+        self.grpc.start()
+
+        def serving():
+            wait = getattr(self.manager.executor, "wait_ready", None)
+            if wait is not None:
+                while not wait(0.5):
+                    if self._stopped.is_set():
+                        return
+            if self._stopped.is_set():
+                return
+            for name in ("", SERVICE_NAME):
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            log.info("SERVING on %s", self.address)
+            if on_serving is not None:
+                on_serving()
+        threading.Thread(target=serving, name="fusetrain-ready", daemon=True).start()
+
+    def stop(self, grace: Optional[float] = None) -> None:
+        """Drain: NOT_SERVING, refuse new work, let running jobs checkpoint, close the store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        log.info("shutting down: no new jobs; running jobs get %.0f s to save a checkpoint", grace)
+        self.health.enter_graceful_shutdown()
+        self.manager.drain()
+        self.manager.close(grace)
+        self.grpc.stop(1).wait()
+        log.info("stopped")
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def serve(config: ServerConfig, example: Optional[str] = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    t0 = time.perf_counter()
+    server = Server(config)
+
+    def announce():
+        print(f"fusetrain serving on {server.address} (data in {config.data_dir}, {config.workers} "
+              f"workers x {config.threads_per_worker} thread(s), ready in {time.perf_counter() - t0:.1f} s)",
+              flush=True)
+        if example:
+            print(example.format(address=server.address), flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start(on_serving=announce)
+    print(f"fusetrain listening on {server.address}; warming up {config.workers} workers", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()

@@ -1,0 +1,121 @@
+"""TrainingService over gRPC: convert messages, call the JobManager, nothing else.
+
+`ErrorInterceptor` is the one place where domain exceptions become status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from fusetrain import engine
+from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
+
+from . import errors
+from .jobs import JobManager
+
+log = logging.getLogger("fusetrain.servicer")
+
+# Most specific first: LimitExceeded is an InvalidSpec.
+STATUS_OF = (
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (engine.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (engine.InvalidSpec, grpc.StatusCode.INVALID_ARGUMENT),
+)
+
+
+def status_of(exc: BaseException):
+    """(code, message) for a domain exception; None for anything else (a bug)."""
+    for cls, code in STATUS_OF:
+        if isinstance(exc, cls):
+            return code, str(exc)
+    return None
+
+
+def _abort(exc: BaseException, context, method: str) -> None:
+    mapped = status_of(exc)
+    if mapped is None:
+        log.exception("%s failed", method)
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} (logged on the server)")
+    context.abort(*mapped)
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps the service's and engine's exceptions to gRPC status codes, for every method."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith("/fusetrain."):
+            return handler
+        method = handler_call_details.method
+
+        def unary(fn):
+            def wrapped(request, context):
+                try:
+                    return fn(request, context)
+                except Exception as exc:  # noqa: BLE001 -- mapped or logged, never swallowed
+                    _abort(exc, context, method)
+            return wrapped
+
+        def streaming(fn):
+            def wrapped(request, context):
+                try:
+                    yield from fn(request, context)
+                except Exception as exc:  # noqa: BLE001
+                    _abort(exc, context, method)
+            return wrapped
+
+        kwargs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kwargs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
+        return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+
+
+class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, manager: JobManager):
+        self.jobs = manager
+
+    def GetServerInfo(self, request, context):
+        return self.jobs.server_info()
+
+    def UploadDataset(self, request_iterator, context):
+        return self.jobs.upload_dataset(request_iterator)
+
+    def SubmitJob(self, request, context):
+        return self.jobs.submit(request.spec, request.request_id)
+
+    def SubmitJobs(self, request, context):
+        return self.jobs.submit_batch(request)
+
+    def GetJob(self, request, context):
+        return self.jobs.get(request.job_id)
+
+    def ListJobs(self, request, context):
+        return self.jobs.list(request)
+
+    def WatchJob(self, request, context):
+        yield from self.jobs.watch(request.job_id, request.after_sequence, context.is_active)
+
+    def CancelJob(self, request, context):
+        return self.jobs.cancel(request.job_id, request.force)
+
+    def DeleteJob(self, request, context):
+        self.jobs.delete(request.job_id)
+        return pb.DeleteJobResponse()
+
+    def GetResult(self, request, context):
+        return self.jobs.result(request.job_id)
+
+    def Predict(self, request, context):
+        return self.jobs.predict(request.job_id, request.x)

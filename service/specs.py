@@ -1,0 +1,325 @@
+"""JobSpec (the proto message) to the engine's dataclasses, tensors to arrays, and grid overrides.
+
+Every error names the JobSpec field it is about, with the dotted JSON path a person writes in a
+job file (`model.layers[0].weights`, `training.epochs`), so the servicer can hand it to the client.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+from google.protobuf import json_format, struct_pb2
+
+from fusetrain.engine import spec as es
+from fusetrain.v1 import job_pb2
+
+from .errors import InvalidArgument, ResourceExhausted
+
+# Tensor dtypes a client may send, all little-endian.
+TENSOR_DTYPES = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int32": np.dtype("<i4"),
+    "int64": np.dtype("<i8"),
+    "uint8": np.dtype("u1"),
+}
+
+
+# ---------------------------------------------------------------------------------------- tensors
+
+def tensor_to_array(t: job_pb2.Tensor, field: str, shape: Optional[tuple] = None,
+                    max_elements: Optional[int] = None) -> np.ndarray:
+    """Decode a Tensor; `shape` is the expected shape, used when the tensor gives none."""
+    if t.data and len(t.values):
+        raise InvalidArgument(field, "give either data (raw bytes) or values, not both")
+    name = t.dtype or ("float64" if len(t.values) or not t.data else "")
+    if name not in TENSOR_DTYPES:
+        raise InvalidArgument(f"{field}.dtype", f"unknown dtype {t.dtype!r}; expected one of "
+                                                f"{', '.join(TENSOR_DTYPES)}")
+    dtype = TENSOR_DTYPES[name]
+    if t.data:
+        if len(t.data) % dtype.itemsize:
+            raise InvalidArgument(f"{field}.data", f"{len(t.data)} bytes is not a whole number of "
+                                                   f"{name} values")
+        count = len(t.data) // dtype.itemsize
+    else:
+        count = len(t.values)
+    if max_elements is not None and count > max_elements:
+        raise ResourceExhausted(field, f"{count} values is over the limit of {max_elements}")
+    dims = tuple(int(d) for d in t.shape)
+    if any(d < 0 for d in dims):
+        raise InvalidArgument(f"{field}.shape", f"negative dimension in {list(dims)}")
+    if not dims:
+        dims = shape if shape is not None and math.prod(shape) == count else (count,)
+    if math.prod(dims) != count:
+        raise InvalidArgument(field, f"shape {list(dims)} needs {math.prod(dims)} values, got {count}")
+    if t.data:
+        arr = np.frombuffer(t.data, dtype=dtype).reshape(dims)
+    else:
+        arr = np.asarray(t.values, dtype=np.float64).astype(dtype, copy=False).reshape(dims)
+    return arr
+
+
+def array_to_tensor(a: np.ndarray) -> job_pb2.Tensor:
+    """Raw little-endian bytes of `a`, with its dtype and shape."""
+    a = np.asarray(a)
+    name = a.dtype.name
+    if name not in TENSOR_DTYPES:
+        a, name = a.astype(np.float64), "float64"
+    data = np.ascontiguousarray(a, dtype=TENSOR_DTYPES[name]).tobytes()
+    return job_pb2.Tensor(dtype=name, shape=list(a.shape), data=data)
+
+
+# ------------------------------------------------------------------------------- engine specs
+
+@dataclass
+class EngineJob:
+    """A JobSpec turned into what engine.train takes (data aside)."""
+
+    model: es.ModelSpec
+    optimizer: es.OptimizerSpec
+    config: es.TrainConfig
+    time_limit: float
+
+
+def engine_limits(limits, max_threads: int) -> es.Limits:
+    """The engine's Limits from the service's (the engine checks them with Python ints)."""
+    return es.Limits(max_layers=limits.max_layers, max_units=limits.max_units,
+                     max_parameters=limits.max_parameters, max_epochs=limits.max_epochs,
+                     max_rows=limits.max_rows, max_threads=max_threads)
+
+
+def _opt(msg, name: str, default):
+    return getattr(msg, name) if msg.HasField(name) else default
+
+
+def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJob:
+    """Build and validate the engine's specs; raise InvalidSpec / InvalidArgument naming the field."""
+    if not spec.HasField("model"):
+        raise InvalidArgument("model", "is required")
+    m = spec.model
+    fan_ins = [m.inputs] + [layer.units for layer in m.layers[:-1]]
+    layers = []
+    for idx, (layer, fan_in) in enumerate(zip(m.layers, fan_ins)):
+        where = f"model.layers[{idx}]"
+        weights = bias = None
+        if layer.HasField("weights"):
+            weights = tensor_to_array(layer.weights, f"{where}.weights", (layer.units, fan_in),
+                                      limits.max_parameters)
+        if layer.HasField("bias"):
+            bias = tensor_to_array(layer.bias, f"{where}.bias", (layer.units,), limits.max_parameters)
+        layers.append(es.LayerSpec(
+            units=layer.units, activation=layer.activation or "sigmoid",
+            leaky_slope=_opt(layer, "leaky_slope", 0.01), weights=weights, bias=bias,
+            freeze_weights=layer.freeze_weights, freeze_bias=layer.freeze_bias))
+    model = es.ModelSpec(
+        inputs=m.inputs, layers=layers, loss=m.loss or "half_sse",
+        initializer=m.initializer or "glorot_uniform", init_scale=_opt(m, "init_scale", 0.1),
+        seed=_opt(m, "seed", 0), dtype=m.dtype or "float32")
+
+    o = spec.optimizer
+    s = o.schedule
+    optimizer = es.OptimizerSpec(
+        kind=o.kind or "sgd", learning_rate=_opt(o, "learning_rate", 0.01),
+        momentum=_opt(o, "momentum", 0.9), beta1=_opt(o, "beta1", 0.9), beta2=_opt(o, "beta2", 0.999),
+        rho=_opt(o, "rho", 0.9), epsilon=_opt(o, "epsilon", 1e-8),
+        weight_decay=_opt(o, "weight_decay", 0.0), clip_norm=_opt(o, "clip_norm", 0.0),
+        schedule=es.ScheduleSpec(kind=s.kind or "constant", step_size=_opt(s, "step_size", 10),
+                                 gamma=_opt(s, "gamma", 0.5), power=_opt(s, "power", 0.5),
+                                 min_lr=_opt(s, "min_lr", 0.0)))
+
+    t = spec.training
+    early = None
+    if t.HasField("early_stopping"):
+        e = t.early_stopping
+        early = es.EarlyStopping(patience=_opt(e, "patience", 10), min_delta=_opt(e, "min_delta", 0.0),
+                                 restore_best=_opt(e, "restore_best", True),
+                                 monitor=e.monitor or "val_loss")
+    config = es.TrainConfig(
+        epochs=_opt(t, "epochs", 100), batch_size=_opt(t, "batch_size", 32),
+        shuffle=_opt(t, "shuffle", True), seed=_opt(t, "seed", 0),
+        validation_fraction=_opt(t, "validation_fraction", 0.0), early_stopping=early,
+        threads=_opt(t, "threads", threads_per_worker))
+
+    time_limit = float(limits.max_job_seconds)
+    if t.HasField("time_limit_seconds"):
+        value = t.time_limit_seconds
+        if not math.isfinite(value) or value <= 0:
+            raise InvalidArgument("training.time_limit_seconds", f"must be positive, got {value}")
+        if value > limits.max_job_seconds:
+            raise ResourceExhausted("training.time_limit_seconds",
+                                    f"{value} is over the limit of {limits.max_job_seconds}")
+        time_limit = value
+
+    elimits = engine_limits(limits, threads_per_worker)
+    es.validate_model(model, elimits)
+    es.validate_optimizer(optimizer, config.epochs if isinstance(config.epochs, int) else 1)
+    es.validate_config(config, elimits)
+    if early is not None and early.monitor == "val_loss" and not _has_validation(spec):
+        raise InvalidArgument("training.early_stopping.monitor",
+                              "val_loss needs validation data (data.validation or "
+                              "training.validation_fraction)")
+    return EngineJob(model, optimizer, config, time_limit)
+
+
+def _has_validation(spec: job_pb2.JobSpec) -> bool:
+    return spec.data.HasField("validation") or spec.training.validation_fraction > 0
+
+
+# ------------------------------------------------------------------------------------------ data
+
+# (dtype, shape) of each array of an uploaded dataset, by dataset id; None when unknown.
+DatasetLookup = Callable[[str], Optional[dict]]
+
+
+def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLookup, limits) -> None:
+    """Check the data references and shapes at submit time, before the job is queued."""
+    if not spec.data.HasField("train"):
+        raise InvalidArgument("data.train", "is required (a dataset_id or inline x and y)")
+    for name in ("train", "validation"):
+        if name == "validation" and not spec.data.HasField("validation"):
+            continue
+        src = getattr(spec.data, name)
+        where = f"data.{name}"
+        x_shape, y_shape = _source_shapes(src, where, lookup, limits)
+        model = engine_job.model
+        if len(x_shape) == 1:
+            x_shape = (x_shape[0], 1)
+        if len(y_shape) == 1:
+            y_shape = (y_shape[0], 1)
+        if len(x_shape) != 2:
+            raise InvalidArgument(f"{where}.x", f"must be 2-D (rows, inputs), got shape {list(x_shape)}")
+        if len(y_shape) != 2:
+            raise InvalidArgument(f"{where}.y", f"must be 2-D (rows, outputs), got shape {list(y_shape)}")
+        if x_shape[1] != model.inputs:
+            raise InvalidArgument(f"{where}.x", f"has {x_shape[1]} columns but model.inputs is {model.inputs}")
+        if y_shape[1] != model.outputs:
+            raise InvalidArgument(f"{where}.y", f"has {y_shape[1]} columns but the output layer has "
+                                                f"{model.outputs} units")
+        if y_shape[0] != x_shape[0]:
+            raise InvalidArgument(f"{where}.y", f"has {y_shape[0]} rows but {where}.x has {x_shape[0]}")
+        if x_shape[0] > limits.max_rows:
+            raise ResourceExhausted(f"{where}.x", f"{x_shape[0]} rows is over the limit of {limits.max_rows}")
+    if spec.data.HasField("train") and (spec.data.train.HasField("x")):
+        # Inline data is small (it fits in one message): let the engine check values too.
+        x, y = load_source(spec.data.train, "data.train", None, limits)
+        es.validate_data(engine_job.model, x, y, "data.train",
+                         engine_limits(limits, engine_job.config.threads))
+
+
+def _source_shapes(src, where: str, lookup: DatasetLookup, limits) -> tuple[tuple, tuple]:
+    inline = src.HasField("x") or src.HasField("y")
+    if src.dataset_id and inline:
+        raise InvalidArgument(where, "give either dataset_id or inline x and y, not both")
+    if src.dataset_id:
+        arrays = lookup(src.dataset_id)
+        if arrays is None:
+            raise InvalidArgument(f"{where}.dataset_id", f"no uploaded dataset {src.dataset_id!r}")
+        shapes = []
+        for key, default in (("x_array", "x"), ("y_array", "y")):
+            array = getattr(src, key) or default
+            if array not in arrays:
+                raise InvalidArgument(f"{where}.{key}", f"dataset {src.dataset_id[:12]} has no array "
+                                                        f"{array!r}; it has {', '.join(sorted(arrays))}")
+            shapes.append(tuple(arrays[array]["shape"]))
+        return shapes[0], shapes[1]
+    if not (src.HasField("x") and src.HasField("y")):
+        raise InvalidArgument(where, "needs a dataset_id, or both inline x and y")
+    x = tensor_to_array(src.x, f"{where}.x", max_elements=limits.max_rows * limits.max_units)
+    y = tensor_to_array(src.y, f"{where}.y", max_elements=limits.max_rows * limits.max_units)
+    return x.shape, y.shape
+
+
+def load_source(src, where: str, dataset_path: Optional[Callable[[str], str]], limits=None,
+                cache: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) arrays of a DataSource, from its inline tensors or its dataset file."""
+    if src.dataset_id:
+        if cache is not None and src.dataset_id in cache:
+            arrays = cache[src.dataset_id]
+        else:
+            with np.load(dataset_path(src.dataset_id), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            if cache is not None:
+                cache.clear()          # keep one dataset: jobs of a batch share it
+                cache[src.dataset_id] = arrays
+        return arrays[src.x_array or "x"], arrays[src.y_array or "y"]
+    return (tensor_to_array(src.x, f"{where}.x"), tensor_to_array(src.y, f"{where}.y"))
+
+
+# ------------------------------------------------------------------------------------- overrides
+
+_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def apply_override(spec: job_pb2.JobSpec, path: str, value, where: str) -> None:
+    """Set the field at dotted `path` (JSON names, `[i]` for list items) of `spec` to `value`.
+
+    `value` is a plain Python value as in a JSON job file (a number, string, bool, list or dict).
+    """
+    parts = path.split(".") if path else []
+    if not parts:
+        raise InvalidArgument(f"{where}.field", "is empty")
+    msg = spec
+    for n, part in enumerate(parts):
+        match = _PART.match(part)
+        if not match:
+            raise InvalidArgument(f"{where}.field", f"cannot read {path!r} at {part!r}")
+        name, indexes = _snake(match.group(1)), [int(i) for i in re.findall(r"\d+", match.group(2))]
+        fd = msg.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None:
+            raise InvalidArgument(f"{where}.field", f"{path!r}: {msg.DESCRIPTOR.name} has no field {name!r}")
+        last = n == len(parts) - 1
+        if last and not indexes:
+            try:
+                json_format.ParseDict({name: value}, msg)
+            except json_format.ParseError as exc:
+                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
+            return
+        target = getattr(msg, name)
+        for i in indexes:
+            if not fd.label == fd.LABEL_REPEATED or fd.message_type is None:
+                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a list of messages")
+            if i >= len(target):
+                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} has {len(target)} items")
+            target = target[i]
+        if last:
+            try:
+                json_format.ParseDict(value, target)
+            except (json_format.ParseError, AttributeError, TypeError) as exc:
+                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
+            return
+        if fd.message_type is None:
+            raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a message")
+        msg = target
+
+
+def expand_grid(base: job_pb2.JobSpec, axes: Iterable) -> list[job_pb2.JobSpec]:
+    """One spec per combination of the axes' values (the last axis varies fastest)."""
+    axes = list(axes)
+    columns = []
+    for a, axis in enumerate(axes):
+        if not axis.values:
+            raise InvalidArgument(f"grid[{a}].values", "needs at least one value")
+        columns.append([json_format.MessageToDict(v) if isinstance(v, struct_pb2.Value) else v
+                        for v in axis.values])
+    specs = []
+    for combo in itertools.product(*columns):
+        spec = job_pb2.JobSpec()
+        spec.CopyFrom(base)
+        for a, (axis, value) in enumerate(zip(axes, combo)):
+            apply_override(spec, axis.field, value, f"grid[{a}]")
+        specs.append(spec)
+    return specs
+
+
+def grid_size(axes) -> int:
+    return math.prod(len(axis.values) for axis in axes)

@@ -1,0 +1,261 @@
+"""The durable job record: SQLite in WAL mode for jobs, events and datasets; files beside it.
+
+One connection per process, shared by the server's threads under one lock; every write is a
+`BEGIN IMMEDIATE` transaction (`with store.tx() as tx:`), committed with synchronous=FULL before
+the caller acknowledges anything. Only the server process opens the store: workers send their
+results back to it. Rows are plain dicts; jobs.py turns them into messages.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .files import Files
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order
+    id             TEXT NOT NULL UNIQUE,
+    state          INTEGER NOT NULL,                   -- fusetrain.v1.JobState
+    spec           BLOB NOT NULL,                      -- serialized JobSpec
+    spec_sha       TEXT NOT NULL,
+    request_id     TEXT UNIQUE,
+    batch_id       TEXT,
+    name           TEXT NOT NULL DEFAULT '',
+    labels         TEXT NOT NULL DEFAULT '{}',         -- JSON object
+    failure_reason INTEGER NOT NULL DEFAULT 0,         -- fusetrain.v1.FailureReason
+    message        TEXT NOT NULL DEFAULT '',
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    epochs_done    INTEGER NOT NULL DEFAULT 0,
+    epochs_total   INTEGER NOT NULL DEFAULT 0,
+    latest         BLOB,                               -- serialized EpochMetrics
+    created_at     REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    result_sha     TEXT,                               -- results/<sha>.pb
+    checkpoint_sha TEXT,                               -- checkpoints/<sha>.npz
+    next_seq       INTEGER NOT NULL DEFAULT 1          -- next event sequence number
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, seq);
+CREATE TABLE IF NOT EXISTS events (
+    job_id    TEXT NOT NULL,
+    seq_first INTEGER NOT NULL,
+    seq_last  INTEGER NOT NULL,
+    kind      INTEGER NOT NULL,                        -- 0: JobEvents, 1: a block of epoch metrics
+    payload   BLOB NOT NULL,                           -- 0: length-prefixed JobEvent messages,
+                                                       -- 1: float64 (epochs, 1 + metrics): time, then
+                                                       --    executor.METRIC_FIELDS
+    PRIMARY KEY (job_id, seq_last)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS datasets (
+    id         TEXT PRIMARY KEY,                       -- sha256 of the bytes
+    name       TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    arrays     TEXT NOT NULL,                          -- JSON {name: {dtype, shape}}
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id          TEXT PRIMARY KEY,
+    request_id  TEXT UNIQUE,
+    request_sha TEXT NOT NULL,
+    job_ids     TEXT NOT NULL,                         -- JSON list, in request order
+    created_at  REAL NOT NULL
+);
+"""
+
+JOB_COLUMNS = ("seq", "id", "state", "spec", "spec_sha", "request_id", "batch_id", "name", "labels",
+               "failure_reason", "message", "attempt", "epochs_done", "epochs_total", "latest",
+               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq")
+
+
+def pack_events(payloads: Iterable[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(p)) + p for p in payloads)
+
+
+def unpack_events(blob: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(blob):
+        (n,) = struct.unpack_from("<I", blob, pos)
+        out.append(blob[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+class Tx:
+    """The write operations, valid inside one `Store.tx()` transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.c = conn
+
+    def insert_job(self, row: dict) -> None:
+        cols = [k for k in row if k != "seq"]
+        values = [json.dumps(row[k], sort_keys=True) if k == "labels" else row[k] for k in cols]
+        self.c.execute(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                       values)
+
+    def update_job(self, job_id: str, **fields) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.c.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
+
+    def job(self, job_id: str) -> Optional[dict]:
+        return _job_row(self.c.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?",
+                                       (job_id,)).fetchone())
+
+    def job_by_request(self, request_id: str) -> Optional[dict]:
+        return _job_row(self.c.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE request_id = ?",
+                                       (request_id,)).fetchone())
+
+    def count_active(self) -> int:
+        return self.c.execute("SELECT COUNT(*) FROM jobs WHERE state IN (1, 2, 3)").fetchone()[0]
+
+    def reserve_sequences(self, job_id: str, count: int) -> int:
+        """Take `count` event sequence numbers of a job; return the first."""
+        row = self.c.execute("UPDATE jobs SET next_seq = next_seq + ? WHERE id = ? RETURNING next_seq",
+                             (count, job_id)).fetchone()
+        return row[0] - count
+
+    def add_events(self, job_id: str, seq_first: int, count: int, kind: int, payload: bytes) -> None:
+        self.c.execute("INSERT INTO events (job_id, seq_first, seq_last, kind, payload) VALUES (?, ?, ?, ?, ?)",
+                       (job_id, seq_first, seq_first + count - 1, kind, payload))
+
+    def delete_job(self, job_id: str) -> None:
+        self.c.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+        self.c.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def insert_dataset(self, row: dict) -> None:
+        self.c.execute("INSERT OR IGNORE INTO datasets (id, name, size_bytes, arrays, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (row["id"], row["name"], row["size_bytes"], json.dumps(row["arrays"]),
+                        row["created_at"]))
+
+    def batch_by_request(self, request_id: str) -> Optional[dict]:
+        row = self.c.execute("SELECT id, request_sha, job_ids FROM batches WHERE request_id = ?",
+                             (request_id,)).fetchone()
+        return None if row is None else {"id": row[0], "request_sha": row[1], "job_ids": json.loads(row[2])}
+
+    def insert_batch(self, batch_id: str, request_id: Optional[str], request_sha: str,
+                     job_ids: list[str]) -> None:
+        self.c.execute("INSERT INTO batches (id, request_id, request_sha, job_ids, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (batch_id, request_id, request_sha, json.dumps(job_ids), time.time()))
+
+    def result_in_use(self, sha: str) -> bool:
+        return self.c.execute("SELECT 1 FROM jobs WHERE result_sha = ? LIMIT 1", (sha,)).fetchone() is not None
+
+
+class Store:
+    """SQLite + files under `data_dir`; safe to share between the server's threads."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.files = Files(self.data_dir)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.data_dir / "fusetrain.db", isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        with self.tx() as tx:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    tx.c.execute(statement)
+            version = tx.c.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise RuntimeError(f"{self.data_dir}: store schema {version}, this server knows "
+                                   f"{SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def tx(self):
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised with every other use."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # ---------------------------------------------------------------------------------- reads
+
+    def _query(self, sql: str, args=()) -> list:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def job(self, job_id: str) -> Optional[dict]:
+        rows = self._query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
+        return _job_row(rows[0]) if rows else None
+
+    def jobs_by_ids(self, ids: list[str]) -> list[dict]:
+        out = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            for row in self._query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id IN "
+                                   f"({', '.join('?' * len(part))})", part):
+                r = _job_row(row)
+                out[r["id"]] = r
+        return [out[i] for i in ids if i in out]
+
+    def list_jobs(self, states: list[int], labels: dict, batch_id: str, before_seq: Optional[int],
+                  limit: int) -> list[dict]:
+        where, args = [], []
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            args += states
+        for key, value in sorted(labels.items()):
+            where.append("json_extract(labels, ?) = ?")
+            args += [f'$."{key}"', value]
+        if batch_id:
+            where.append("batch_id = ?")
+            args.append(batch_id)
+        if before_seq is not None:
+            where.append("seq < ?")
+            args.append(before_seq)
+        sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        return [_job_row(r) for r in self._query(sql, (*args, limit))]
+
+    def unfinished_jobs(self) -> list[dict]:
+        return [_job_row(r) for r in self._query(
+            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state IN (1, 2, 3) ORDER BY seq")]
+
+    def events(self, job_id: str, after: int) -> list[tuple[int, int, bytes]]:
+        """(first sequence, kind, payload) of the event rows holding events after `after`, in order."""
+        return self._query("SELECT seq_first, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
+                           "ORDER BY seq_last", (job_id, after))
+
+    def dataset(self, dataset_id: str) -> Optional[dict]:
+        rows = self._query("SELECT id, name, size_bytes, arrays, created_at FROM datasets WHERE id = ?",
+                           (dataset_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"id": r[0], "name": r[1], "size_bytes": r[2], "arrays": json.loads(r[3]), "created_at": r[4]}
+
+
+def _job_row(row) -> Optional[dict]:
+    if row is None:
+        return None
+    out = dict(zip(JOB_COLUMNS, row))
+    out["labels"] = json.loads(out["labels"])
+    return out
