@@ -17,7 +17,7 @@ from ..config import JIT
 from .activations import LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH, tanh_f32
 from .blas import typed
 from .columns import I_ACC, I_LOSS, I_OPT, M_ACT, M_B, M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W
-from .losses import ARGMAX, BCE, HALF_SSE, MSE, THRESHOLD
+from .losses import BCE, HALF_SSE, MSE, count_correct
 from .optimizers import HP_CLIP, HP_DECAY, SGD, optimizer_update
 
 
@@ -107,7 +107,6 @@ def small_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a
     out_slope = typed(theta, slopes[last])
     # Loss, dL/dz of the output layer, and correct predictions.
     total = 0.0
-    correct = 0
     if code == HALF_SSE or code == MSE:
         scale = typed(theta, 1.0 / rows) if code == HALF_SSE else typed(theta, 2.0 / (rows * n_out))
     elif code == BCE:
@@ -145,19 +144,7 @@ def small_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a
         elif out_act == SOFTMAX:  # the softmax Jacobian times dL/da
             for o in range(n_out):
                 deltas[row + o] = acts[row + o] * (deltas[row + o] - dot)
-        rule = ints[I_ACC]
-        if rule == ARGMAX:
-            best_a = 0
-            best_y = 0
-            for o in range(1, n_out):
-                if acts[row + o] > acts[row + best_a]:
-                    best_a = o
-                if y[yr + o] > y[yr + best_y]:
-                    best_y = o
-            correct += best_a == best_y
-        elif rule == THRESHOLD:
-            for o in range(n_out):
-                correct += (acts[row + o] > 0.5) == (y[yr + o] > 0.5)
+    correct = count_correct(acts, out, y, y_off, rows, n_out, ints[I_ACC])
     if code == HALF_SSE:
         loss = 0.5 * total / rows
     elif code == MSE or code == BCE:
