@@ -1,0 +1,198 @@
+"""Read training data from local files: CSV, NPY/NPZ and IDX (optionally gzipped).
+
+Every loader returns a `Dataset` of float64 features and targets (targets may be None) and
+raises `LoadError` naming the file and the problem. Numpy files are read with
+allow_pickle=False and object arrays are refused: data never executes code.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+class LoadError(ValueError):
+    """A data file cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass
+class Dataset:
+    """Features x (rows, columns), targets y (rows, outputs) or None, and class names if one-hot."""
+
+    x: np.ndarray
+    y: Optional[np.ndarray] = None
+    classes: list = field(default_factory=list)
+
+
+# IDX type codes -> big-endian numpy dtypes (the format of the MNIST files).
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_idx(path) -> np.ndarray:
+    """An IDX file (.gz or not) as an array of its shape; MNIST images are (n, 28, 28) uint8."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise LoadError(f"{path}: cannot read: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise LoadError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise LoadError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    count = 1
+    for d in shape:
+        count *= d
+    if len(raw) - header != count * dtype.itemsize:
+        raise LoadError(f"{path}: header says {shape} of {dtype.name} ({count * dtype.itemsize} bytes) "
+                        f"but the file holds {len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def load_npy(path) -> np.ndarray:
+    """A .npy array, refusing pickled and object arrays."""
+    path = Path(path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise LoadError(f"{path}: refused: {err} (pickled data is never loaded)") from None
+    except OSError as err:
+        raise LoadError(f"{path}: cannot read: {err}") from None
+    _check_numeric(arr, path)
+    return arr
+
+
+def load_npz(path, x_key: Optional[str] = None, y_key: Optional[str] = None) -> Dataset:
+    """An .npz archive: features under x_key (default "x", else the only array), targets under y_key ("y")."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except ValueError as err:
+        raise LoadError(f"{path}: refused: {err} (pickled data is never loaded)") from None
+    except (OSError, EOFError) as err:
+        raise LoadError(f"{path}: cannot read: {err}") from None
+    if x_key is None:
+        x_key = "x" if "x" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
+    if x_key not in arrays:
+        raise LoadError(f"{path}: no array {x_key!r} for the features; it holds {sorted(arrays)}")
+    y_key = y_key if y_key is not None else ("y" if "y" in arrays else None)
+    if y_key is not None and y_key not in arrays:
+        raise LoadError(f"{path}: no array {y_key!r} for the targets; it holds {sorted(arrays)}")
+    for arr in arrays.values():
+        _check_numeric(arr, path)
+    x = _as_rows(arrays[x_key], path, x_key)
+    y = None if y_key is None else _as_rows(arrays[y_key], path, y_key)
+    return Dataset(x=x, y=y)
+
+
+def load_csv(path, target: Optional[int] = -1, header: Optional[bool] = None, one_hot: Optional[bool] = None,
+             delimiter: str = ",") -> Dataset:
+    """A CSV file of numbers; column `target` (default the last; None for none) is the target.
+
+    header: None detects a first row whose feature cells are not numbers. one_hot: None one-hot
+    encodes a target column holding text labels or few distinct integers (<= 50), keeping
+    the sorted class names in `classes`; False keeps the target as a number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise LoadError(f"{path}: cannot read: {err}") from None
+    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise LoadError(f"{path}: no rows")
+    width = len(rows[0])
+    if target is not None and not -width <= target < width:
+        raise LoadError(f"{path}: target column {target} does not exist in {width} columns")
+    tcol = None if target is None else target % width
+    if header is None:
+        header = not all(_is_number(c) for i, c in enumerate(rows[0]) if i != tcol)
+    if header:
+        rows = rows[1:]
+    if not rows:
+        raise LoadError(f"{path}: a header but no data rows")
+    feats, labels = [], []
+    for n, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise LoadError(f"{path}: line {n} has {len(row)} columns, expected {width}")
+        try:
+            feats.append([float(c) for i, c in enumerate(row) if i != tcol])
+        except ValueError:
+            bad = next(c for i, c in enumerate(row) if i != tcol and not _is_number(c))
+            raise LoadError(f"{path}: line {n}: {bad!r} is not a number") from None
+        if tcol is not None:
+            labels.append(row[tcol].strip())
+    x = np.array(feats, dtype=np.float64)
+    if tcol is None:
+        return Dataset(x=x)
+    numeric = all(_is_number(v) for v in labels)
+    distinct = sorted(set(labels), key=(lambda v: float(v)) if numeric else str)
+    if one_hot is None:
+        one_hot = not numeric or (len(distinct) <= 50 and all(float(v).is_integer() for v in labels))
+    if not one_hot:
+        if not numeric:
+            raise LoadError(f"{path}: target column {target} holds text labels; one_hot=False needs numbers")
+        return Dataset(x=x, y=np.array([[float(v)] for v in labels]))
+    index = {v: i for i, v in enumerate(distinct)}
+    y = np.zeros((len(labels), len(distinct)))
+    y[np.arange(len(labels)), [index[v] for v in labels]] = 1.0
+    return Dataset(x=x, y=y, classes=distinct)
+
+
+def load(path, **options) -> Dataset:
+    """Any supported file by its extension: .csv/.txt, .npy, .npz, .idx/.gz (IDX)."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".csv", ".txt", ".tsv")):
+        return load_csv(path, **options)
+    if name.endswith(".npz"):
+        return load_npz(path, **options)
+    if name.endswith(".npy"):
+        return Dataset(x=_as_rows(load_npy(path), path, "array"))
+    if "idx" in name or name.endswith((".gz", ".ubyte")):
+        return Dataset(x=_as_rows(load_idx(path), path, "array"))
+    raise LoadError(f"{path}: unknown data format; expected .csv, .npy, .npz or IDX (.gz)")
+
+
+def one_hot(labels: Sequence[int], classes: Optional[int] = None) -> np.ndarray:
+    """Integer labels (n,) -> one-hot rows (n, classes)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise LoadError("labels must be a 1-D array of integers")
+    k = int(labels.max()) + 1 if classes is None else classes
+    if labels.min() < 0 or labels.max() >= k:
+        raise LoadError(f"labels must lie in [0, {k})")
+    return np.eye(k)[labels]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_numeric(arr: np.ndarray, path) -> None:
+    if arr.dtype.kind not in "biuf":
+        raise LoadError(f"{path}: arrays of dtype {arr.dtype} are refused; only numbers are accepted")
+
+
+def _as_rows(arr: np.ndarray, path, name: str) -> np.ndarray:
+    """Numbers as float64 rows: (n,) -> (n, 1); (n, a, b, ...) -> (n, a*b*...)."""
+    if arr.ndim == 0:
+        raise LoadError(f"{path}: {name} is a single number, not rows of data")
+    arr = arr.reshape(len(arr), -1) if arr.ndim != 1 else arr.reshape(-1, 1)
+    return arr.astype(np.float64)
