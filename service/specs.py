@@ -286,7 +286,7 @@ def apply_override(spec: job_pb2.JobSpec, path: str, value, where: str) -> None:
             return
         target = getattr(msg, name)
         for i in indexes:
-            if not fd.label == fd.LABEL_REPEATED or fd.message_type is None:
+            if not fd.is_repeated or fd.message_type is None:
                 raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a list of messages")
             if i >= len(target):
                 raise InvalidArgument(f"{where}.field", f"{path!r}: {name} has {len(target)} items")

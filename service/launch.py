@@ -1,0 +1,83 @@
+"""Start `fusetrain serve` as a child process and wait until it is healthy (tests, demo, benchmark)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+_LISTENING = re.compile(r"fusetrain listening on (\S+);")
+
+
+class ServerProcess:
+    """A `fusetrain serve` child: `address`, `log` (its stderr lines so far), `stop()`, `kill()`."""
+
+    def __init__(self, data_dir: Path, *args: str, address: str = "127.0.0.1:0",
+                 env: Optional[dict] = None):
+        cmd = [sys.executable, "-m", "fusetrain.client.cli", "serve", "--address", address,
+               "--data-dir", str(data_dir), *args]
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self.log: list[str] = []
+        self.address: Optional[str] = None
+        self._found = threading.Event()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            m = _LISTENING.search(line)
+            if m:
+                self.address = m.group(1)
+                self._found.set()
+        self._found.set()
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def wait_healthy(self, timeout: float = 300.0) -> float:
+        """Block until grpc.health.v1 answers SERVING; return seconds since the process started."""
+        end = time.monotonic() + timeout
+        if not self._found.wait(timeout) or self.address is None:
+            raise RuntimeError("the server did not start:\n" + "\n".join(self.log[-30:]))
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("the server exited:\n" + "\n".join(self.log[-30:]))
+                try:
+                    status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.perf_counter() - self.started
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.02)
+        raise TimeoutError(f"not SERVING after {timeout} s:\n" + "\n".join(self.log[-30:]))
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM (graceful shutdown) and wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: no shutdown code runs (workers die with their parent)."""
+        self.proc.kill()
+        self.proc.wait()

@@ -1,0 +1,183 @@
+"""Helpers of the service tests: job specs, data, uploads, and an Executor test double."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import json_format
+
+from fusetrain.service import executor as ex
+from fusetrain.service.config import ServerConfig, ServiceLimits
+from fusetrain.service.jobfn import run_job
+from fusetrain.service.launch import ServerProcess
+from fusetrain.service.server import Server
+from fusetrain.service.specs import array_to_tensor
+from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+XOR_X = [0, 0, 0, 1, 1, 0, 1, 1]
+XOR_Y = [0, 1, 1, 0]
+
+
+def xor_spec(**training) -> job_pb2.JobSpec:
+    """XOR, 2-4-1 tanh/sigmoid, Adam, full batch: learns to 100% in 500 epochs."""
+    return json_format.ParseDict({
+        "name": "xor", "labels": {"task": "xor"},
+        "model": {"inputs": 2, "layers": [{"units": 4, "activation": "tanh"},
+                                          {"units": 1, "activation": "sigmoid"}],
+                  "loss": "binary_cross_entropy", "seed": 1},
+        "optimizer": {"kind": "adam", "learning_rate": 0.05},
+        "training": {"epochs": 500, "batch_size": 0, **training},
+        "data": {"train": {"x": {"shape": [4, 2], "values": XOR_X}, "y": {"shape": [4, 1], "values": XOR_Y}}},
+    }, job_pb2.JobSpec())
+
+
+def long_spec(epochs: int = 1_000_000, rows: int = 1000, **training) -> job_pb2.JobSpec:
+    """A job that runs for a long time in short epochs (a few ms each)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 16)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    spec = json_format.ParseDict({
+        "name": "long",
+        "model": {"inputs": 16, "layers": [{"units": 32, "activation": "relu"},
+                                           {"units": 1, "activation": "sigmoid"}],
+                  "loss": "binary_cross_entropy"},
+        "optimizer": {"kind": "sgd", "learning_rate": 0.01},
+        "training": {"epochs": epochs, "batch_size": 4, **training},
+    }, job_pb2.JobSpec())
+    spec.data.train.x.CopyFrom(array_to_tensor(x))
+    spec.data.train.y.CopyFrom(array_to_tensor(y))
+    return spec
+
+
+def seeds_data() -> tuple[np.ndarray, np.ndarray]:
+    """UCI wheat seeds (min-max normalised, one-hot classes), or a same-shaped stand-in when the
+    shared data is absent (the tests use it for shapes and plumbing, not for accuracy)."""
+    path = SHARED / "seeds_dataset.csv"
+    if path.exists():
+        raw = np.loadtxt(path, delimiter=",")
+        x, labels = raw[:, :7], raw[:, 7].astype(int) - 1
+    else:
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(3), 70)
+        x = rng.normal(size=(210, 7)) + labels[:, None]
+    x = (x - x.min(0)) / (x.max(0) - x.min(0))
+    return x.astype(np.float32), np.eye(3, dtype=np.float32)[labels]
+
+
+def seeds_spec(dataset_id: str, epochs: int = 500, seed: int = 0) -> job_pb2.JobSpec:
+    """The classic 7-5-3 sigmoid network, online SGD at 0.3 (the tutorial's set-up)."""
+    return json_format.ParseDict({
+        "name": "seeds", "labels": {"task": "seeds"},
+        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
+                                          {"units": 3, "activation": "sigmoid"}], "seed": seed},
+        "optimizer": {"kind": "sgd", "learning_rate": 0.3},
+        "training": {"epochs": epochs, "batch_size": 1, "seed": seed},
+        "data": {"train": {"dataset_id": dataset_id}},
+    }, job_pb2.JobSpec())
+
+
+def npz_bytes(**arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def upload(stub, data: bytes, name: str = "data", chunk: int = 1 << 20) -> pb.Dataset:
+    def requests():
+        for start in range(0, len(data), chunk):
+            yield pb.UploadDatasetRequest(name=name if start == 0 else "", chunk=data[start:start + chunk])
+    return stub.UploadDataset(requests())
+
+
+def wait_done(stub, job_id: str, timeout: float = 120.0) -> pb.Job:
+    """Watch a job to its final state; return it."""
+    for _ in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=timeout):
+        pass
+    return stub.GetJob(pb.GetJobRequest(job_id=job_id))
+
+
+class ThreadExecutor(ex.Executor):
+    """A test double of the Executor: runs the real job function on one thread of this process."""
+
+    name = "test-thread"
+
+    def __init__(self, on_progress):
+        self.on_progress = on_progress
+        self.queue: deque = deque()
+        self.futures: dict = {}
+        self.current = None
+        self.stop = None
+        self.cv = threading.Condition()
+        self.closed = False
+        self.paused = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def submit(self, task):
+        f = Future()
+        with self.cv:
+            self.futures[task.job_id] = f
+            self.queue.append(task)
+            self.cv.notify_all()
+        return f
+
+    def cancel(self, job_id, force=False):
+        with self.cv:
+            for t in list(self.queue):
+                if t.job_id == job_id:
+                    self.queue.remove(t)
+                    f = self.futures.pop(job_id)
+                    break
+            else:
+                if self.current == job_id:
+                    self.stop = "cancel"
+                    return ex.CANCEL_SIGNALLED
+                return ex.UNKNOWN
+        f.set_result(ex.Outcome(ex.CANCELLED, message="cancelled before it started"))
+        return ex.CANCELLED_QUEUED
+
+    def close(self, grace=0.0):
+        with self.cv:
+            self.closed = True
+            self.stop = "suspend"
+            for t in self.queue:
+                self.futures.pop(t.job_id).cancel()
+            self.queue.clear()
+            self.cv.notify_all()
+        self.thread.join(grace + 5)
+
+    def _run(self):
+        executor = self
+
+        class Ctx:
+            def report(self, kind, payload):
+                executor.on_progress(executor.current, kind, payload)
+
+            def stop_requested(self):
+                return executor.stop
+
+        while True:
+            with self.cv:
+                self.cv.wait_for(lambda: self.closed or (self.queue and not self.paused))
+                if self.closed:
+                    return
+                task = self.queue.popleft()
+                self.current, self.stop = task.job_id, None
+            import time
+            self.on_progress(task.job_id, ex.STARTED, {"attempt": task.attempt, "time": time.time(),
+                                                       "worker": 0})
+            outcome = run_job(task, Ctx())
+            with self.cv:
+                f = self.futures.pop(task.job_id, None)
+                self.current = None
+            if f is not None:
+                f.set_result(outcome)
