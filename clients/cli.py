@@ -105,7 +105,8 @@ def _submit(args) -> int:
 
 def _wait(stub, pb, job_id: str) -> int:
     final = None
-    for event in stub.WatchJob(pb.WatchJobRequest(job_id=job_id)):
+    events = (e for message in stub.WatchJob(pb.WatchJobRequest(job_id=job_id)) for e in message.events)
+    for event in events:
         if event.HasField("state"):
             final = event.state
             print(f"  {pb.JobState.Name(event.state.state)}"

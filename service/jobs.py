@@ -37,6 +37,7 @@ from .store import Store, pack_events, unpack_events
 log = logging.getLogger("fusetrain.jobs")
 
 VERSION = "0.1.0"
+WATCH_BATCH = 1000
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
 _OUTCOME_STATE = {ex.SUCCEEDED: pb.SUCCEEDED, ex.FAILED: pb.FAILED, ex.CANCELLED: pb.CANCELLED}
 
@@ -290,8 +291,9 @@ class JobManager:
                                    next_page_token=str(rows[-1]["seq"]) if more else "")
 
     def watch(self, job_id: str, after: int, active: Callable[[], bool] = lambda: True
-              ) -> Iterator[pb.JobEvent]:
-        """Events after sequence `after`, live, until the job's final state has been sent."""
+              ) -> Iterator[list]:
+        """Lists of the events after sequence `after`, as they become ready, until the job's final
+        state has been sent (at most WATCH_BATCH events a list)."""
         self._row(job_id)
         if after < 0:
             raise InvalidArgument("after_sequence", "must be 0 or more")
@@ -299,15 +301,17 @@ class JobManager:
         while active():
             with self._changed:
                 version = self._version
+            ready = []
             for first, kind, payload in self.store.events(job_id, last):
                 if kind == 1:
                     events = epoch_events(job_id, first, payload)
                 else:
                     events = [pb.JobEvent.FromString(p) for p in unpack_events(payload)]
-                for event in events:
-                    if event.sequence > last:
-                        yield event
-                        last = event.sequence
+                ready.extend(e for e in events if e.sequence > last)
+                if ready:
+                    last = ready[-1].sequence
+            for start in range(0, len(ready), WATCH_BATCH):
+                yield ready[start:start + WATCH_BATCH]
             row = self.store.job(job_id)
             if row is None:
                 return

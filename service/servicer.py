@@ -105,7 +105,8 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
         return self.jobs.list(request)
 
     def WatchJob(self, request, context):
-        yield from self.jobs.watch(request.job_id, request.after_sequence, context.is_active)
+        for events in self.jobs.watch(request.job_id, request.after_sequence, context.is_active):
+            yield pb.WatchJobResponse(events=events)
 
     def CancelJob(self, request, context):
         return self.jobs.cancel(request.job_id, request.force)

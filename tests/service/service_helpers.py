@@ -98,9 +98,15 @@ def upload(stub, data: bytes, name: str = "data", chunk: int = 1 << 20) -> pb.Da
     return stub.UploadDataset(requests())
 
 
+def watch(stub, job_id: str, after: int = 0, timeout: float = 120.0):
+    """A job's events one by one (WatchJob sends them in batches)."""
+    for message in stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_sequence=after), timeout=timeout):
+        yield from message.events
+
+
 def wait_done(stub, job_id: str, timeout: float = 120.0) -> pb.Job:
     """Watch a job to its final state; return it."""
-    for _ in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=timeout):
+    for _ in watch(stub, job_id, timeout=timeout):
         pass
     return stub.GetJob(pb.GetJobRequest(job_id=job_id))
 

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from fusetrain.service.specs import array_to_tensor
 from fusetrain.v1 import service_pb2 as pb
 
-from service_helpers import long_spec, npz_bytes, seeds_data, seeds_spec, upload, wait_done, xor_spec
+from service_helpers import long_spec, npz_bytes, seeds_data, seeds_spec, upload, wait_done, watch, xor_spec
 
 
 def test_health_and_reflection(served):
@@ -34,11 +34,11 @@ def test_health_and_reflection(served):
 
 def test_submit_watch_result_predict_delete(served):
     job = served.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
-    events = list(served.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60))
+    events = list(watch(served, job.id, timeout=60))
     states = [e.state.state for e in events if e.HasField("state")]
     assert states == [pb.QUEUED, pb.RUNNING, pb.SUCCEEDED]
     assert [e.epoch.epoch for e in events if e.HasField("epoch")] == list(range(1, 501))
-    tail = list(served.WatchJob(pb.WatchJobRequest(job_id=job.id, after_sequence=events[-3].sequence)))
+    tail = list(watch(served, job.id, after=events[-3].sequence))
     assert [e.sequence for e in tail] == [e.sequence for e in events[-2:]]
     result = served.GetResult(pb.GetResultRequest(job_id=job.id))
     assert result.final.train_accuracy == 1.0 and result.attempt == 1 and result.timings.total_seconds > 0
@@ -53,7 +53,7 @@ def test_submit_watch_result_predict_delete(served):
 
 def test_graceful_cancel_keeps_the_weights(served):
     job = served.SubmitJob(pb.SubmitJobRequest(spec=long_spec()))
-    for event in served.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60):
+    for event in watch(served, job.id, timeout=60):
         if event.HasField("epoch") and event.epoch.epoch >= 3:
             break
     t0 = time.monotonic()
@@ -76,7 +76,7 @@ def test_force_cancel_ends_a_long_epoch_and_the_worker_is_replaced(served):
     spec.data.train.Clear()
     spec.data.train.dataset_id = ds.id
     job = served.SubmitJob(pb.SubmitJobRequest(spec=spec))
-    for event in served.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60):
+    for event in watch(served, job.id, timeout=60):
         if event.HasField("state") and event.state.state == pb.RUNNING:
             break
     time.sleep(0.5)

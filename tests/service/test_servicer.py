@@ -12,7 +12,7 @@ from google.protobuf import json_format, struct_pb2
 from fusetrain.service.specs import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
-from service_helpers import long_spec, npz_bytes, seeds_data, upload, wait_done, xor_spec
+from service_helpers import long_spec, npz_bytes, seeds_data, upload, wait_done, watch, xor_spec
 
 INVALID, EXHAUSTED = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -102,7 +102,7 @@ def test_bad_requests_get_their_codes(local):
         (lambda: local.GetResult(pb.GetResultRequest(job_id="nope")), grpc.StatusCode.NOT_FOUND, "job"),
         (lambda: local.CancelJob(pb.CancelJobRequest(job_id="nope")), grpc.StatusCode.NOT_FOUND, "job"),
         (lambda: local.DeleteJob(pb.DeleteJobRequest(job_id="nope")), grpc.StatusCode.NOT_FOUND, "job"),
-        (lambda: list(local.WatchJob(pb.WatchJobRequest(job_id="nope"))), grpc.StatusCode.NOT_FOUND, "job"),
+        (lambda: list(watch(local, "nope")), grpc.StatusCode.NOT_FOUND, "job"),
         (lambda: local.ListJobs(pb.ListJobsRequest(page_size=5000)), INVALID, "page_size:"),
         (lambda: local.ListJobs(pb.ListJobsRequest(page_token="x")), INVALID, "page_token:"),
         (lambda: upload(local, b"not a zip file"), INVALID, "chunk:"),
@@ -143,14 +143,14 @@ def _value(v):
 def test_submit_watch_result_predict_delete(local):
     job = local.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
     assert job.state == pb.QUEUED and job.id and job.epochs_total == 500
-    events = list(local.WatchJob(pb.WatchJobRequest(job_id=job.id)))
+    events = list(watch(local, job.id))
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     states = [e.state.state for e in events if e.HasField("state")]
     assert states == [pb.QUEUED, pb.RUNNING, pb.SUCCEEDED]
     epochs = [e.epoch.epoch for e in events if e.HasField("epoch")]
     assert epochs == list(range(1, 501))
     # A client that reconnects after event 100 gets exactly the rest.
-    rest = list(local.WatchJob(pb.WatchJobRequest(job_id=job.id, after_sequence=100)))
+    rest = list(watch(local, job.id, after=100))
     assert [e.sequence for e in rest] == list(range(101, len(events) + 1))
 
     done = local.GetJob(pb.GetJobRequest(job_id=job.id))

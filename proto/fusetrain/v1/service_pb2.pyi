@@ -317,6 +317,12 @@ class JobEvent(_message.Message):
     epoch: EpochMetrics
     def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[StateChange, _Mapping]] = ..., epoch: _Optional[_Union[EpochMetrics, _Mapping]] = ...) -> None: ...
 
+class WatchJobResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[JobEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[JobEvent, _Mapping]]] = ...) -> None: ...
+
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id", "force")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -67,7 +67,7 @@ class TrainingServiceStub:
         self.WatchJob = channel.unary_stream(
                 '/fusetrain.v1.TrainingService/WatchJob',
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.WatchJobRequest.SerializeToString,
-                response_deserializer=fusetrain_dot_v1_dot_service__pb2.JobEvent.FromString,
+                response_deserializer=fusetrain_dot_v1_dot_service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
         self.CancelJob = channel.unary_unary(
                 '/fusetrain.v1.TrainingService/CancelJob',
@@ -139,7 +139,8 @@ class TrainingServiceServicer:
 
     def WatchJob(self, request, context):
         """State changes and per-epoch metrics as they happen, from after `after_sequence`; the stream
-        ends after the job's final state.
+        ends after the job's final state. Each message carries every event ready at that moment
+        (one per epoch would cost more to stream than a small job costs to train).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -211,7 +212,7 @@ def add_TrainingServiceServicer_to_server(servicer, server):
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
                     request_deserializer=fusetrain_dot_v1_dot_service__pb2.WatchJobRequest.FromString,
-                    response_serializer=fusetrain_dot_v1_dot_service__pb2.JobEvent.SerializeToString,
+                    response_serializer=fusetrain_dot_v1_dot_service__pb2.WatchJobResponse.SerializeToString,
             ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
@@ -422,7 +423,7 @@ class TrainingService:
             target,
             '/fusetrain.v1.TrainingService/WatchJob',
             fusetrain_dot_v1_dot_service__pb2.WatchJobRequest.SerializeToString,
-            fusetrain_dot_v1_dot_service__pb2.JobEvent.FromString,
+            fusetrain_dot_v1_dot_service__pb2.WatchJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
