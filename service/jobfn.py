@@ -23,6 +23,7 @@ from fusetrain.v1 import job_pb2
 
 from . import executor as ex
 from .files import Files
+from .messages import result_message
 from .specs import engine_limits, load_source, to_engine
 
 log = logging.getLogger("fusetrain.worker")
@@ -122,6 +123,9 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         "train_seconds": result.train_seconds,
         "dtype": job.model.dtype,
     }
+    # The JobResult message is built here, in parallel across workers, not in the server's one
+    # recorder thread; the server stores these bytes as they are.
+    out["encoded"] = result_message(out).SerializeToString()
     outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
         status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
     if result.stop_reason == engine.DIVERGED:

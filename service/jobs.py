@@ -441,7 +441,8 @@ class JobManager:
                 outcome: ex.Outcome = payload.result()
                 result_sha = checkpoint_sha = None
                 if outcome.result is not None:
-                    result_sha = self.files.write("results", result_message(outcome.result).SerializeToString())
+                    encoded = outcome.result.get("encoded") or result_message(outcome.result).SerializeToString()
+                    result_sha = self.files.write("results", encoded)
                 if outcome.state is not None:
                     checkpoint_sha = self.files.write_arrays("checkpoints", outcome.state)
                 prepared.append((kind, job_id, (outcome, result_sha, checkpoint_sha)))
