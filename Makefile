@@ -71,3 +71,50 @@ mnist: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
+
+# Performance history with asv (the .[bench] extra: asv, virtualenv, matplotlib); docs/ASV.md.
+# Results, environments and HTML go to benchmarks/.asv/ (ignored by git).
+#   make bench                   every suite on the working tree, in .venv, recorded as HEAD
+#   make bench-history N=20      the last N commits, each built and installed by asv in a virtualenv
+#   make bench-html              asv publish: the HTML history in benchmarks/.asv/html
+#   make bench-compare BASE=rev  asv continuous BASE..HEAD; fails when a benchmark is FACTOR x slower
+# BENCH=regex narrows any of them (asv --bench); ASV_ARGS passes more options to asv.
+.PHONY: bench bench-history bench-html bench-compare
+ASV         := $(VENV)/bin/asv --config benchmarks/asv.conf.json
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+N      ?= 20
+BASE   ?= HEAD~1
+FACTOR ?= 1.2
+BENCH  ?=
+# asv counts every increase as worse (asv#1617), so the higher-is-better track_*_per_second
+# benchmarks stay out of the pass/fail comparison; they are still in the history and HTML.
+# Regexes reach asv through the environment: they hold quotes and parentheses.
+export BENCH
+export COMPARE_BENCH := ^(?!.*_per_second)$(if $(BENCH),.*?(?:$(BENCH)))
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(ASV) machine --yes > /dev/null
+	$(ASV) run --environment existing:$(CURDIR)/$(PY) --set-commit-hash $$(git rev-parse HEAD) \
+		--show-stderr $${BENCH:+--bench "$$BENCH"} $(ASV_ARGS)
+
+# asv exits 2 when a commit does not build (the first commits had no engine) or a benchmark
+# fails: both are recorded and shown; the target fails only when asv itself does.
+bench-history: $(BENCH_STAMP)
+	$(ASV) machine --yes > /dev/null
+	$(ASV) run --skip-existing-successful --show-stderr \
+		$${BENCH:+--bench "$$BENCH"} $(ASV_ARGS) "$$(git rev-parse HEAD) --max-count=$(N)" \
+	|| { rc=$$?; [ $$rc -eq 2 ] && echo "asv: some commits did not build or some benchmarks failed (above)"; }
+
+bench-html: $(BENCH_STAMP)
+	$(ASV) publish
+	@echo "HTML in benchmarks/.asv/html: serve it with '$(ASV) preview' (http://127.0.0.1:8080)"
+
+bench-compare: $(BENCH_STAMP)
+	$(ASV) machine --yes > /dev/null
+	$(ASV) continuous --factor $(FACTOR) --show-stderr \
+		--bench "$$COMPARE_BENCH" $(ASV_ARGS) $(BASE) HEAD

@@ -1,0 +1,1 @@
+"""fusetrain's asv suites: engine training, compilation and the gRPC service (see docs/ASV.md)."""
