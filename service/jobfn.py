@@ -22,6 +22,7 @@ from fusetrain import engine
 from fusetrain.v1 import job_pb2
 
 from . import executor as ex
+from .dataprep import fit_normalization, normalize, split_folds
 from .files import Files
 from .messages import result_message
 from .specs import engine_limits, load_source, to_engine
@@ -72,6 +73,13 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     x_val = y_val = None
     if spec.data.HasField("validation"):
         x_val, y_val = load_source(spec.data.validation, "data.validation", path)
+    if spec.data.HasField("cross_validation"):
+        x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
+    norm = fit_normalization(spec.model.normalization, x, job.model.dtype)
+    if norm is not None:
+        x = normalize(x, norm[1], norm[2], job.model.dtype)
+        if x_val is not None:
+            x_val = normalize(x_val, norm[1], norm[2], job.model.dtype)
     state = None
     if task.resume_from:
         state = engine.TrainState.from_arrays(files.read_arrays("checkpoints", task.resume_from))
@@ -122,6 +130,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         "compile_seconds": result.compile_seconds,
         "train_seconds": result.train_seconds,
         "dtype": job.model.dtype,
+        "normalization": norm,
     }
     # The JobResult message is built here, in parallel across workers, not in the server's one
     # recorder thread; the server stores these bytes as they are.

@@ -26,11 +26,13 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from . import executor as ex
 from .config import ServerConfig
+from .dataprep import normalize
 from .datasets import inspect_npz
 from .errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted,
                      Unavailable)
 from .messages import (ACTIVE, TERMINAL, epoch_events, epoch_metrics, job_message, pack_epoch_block,
-                       result_message, result_weights, state_event, state_name, timestamp)
+                       result_message, result_normalization, result_weights, state_event, state_name,
+                       timestamp)
 from .specs import EngineJob, check_data, engine_limits, expand_grid, grid_size, tensor_to_array, to_engine
 from .store import Store, pack_events, unpack_events
 
@@ -132,6 +134,12 @@ class JobManager:
         log.info("dataset %s uploaded (%d bytes, arrays %s)", sha[:12], size,
                  ", ".join(f"{k}{tuple(v['shape'])}" for k, v in arrays.items()))
         return self._dataset_message(row, already=False)
+
+    def dataset(self, dataset_id: str) -> pb.Dataset:
+        row = self.store.dataset(dataset_id) if dataset_id else None
+        if row is None:
+            raise NotFound(f"dataset {dataset_id!r} not found")
+        return self._dataset_message(row, already=True)
 
     @staticmethod
     def _dataset_message(row: dict, already: bool) -> pb.Dataset:
@@ -347,12 +355,17 @@ class JobManager:
         if cached is None or cached[0] != row["result_sha"]:
             spec = job_pb2.JobSpec.FromString(row["spec"])
             model = to_engine(spec, self.limits, self.config.threads_per_worker).model
-            weights = result_weights(pb.JobResult.FromString(self.files.read("results", row["result_sha"])))
+            result = pb.JobResult.FromString(self.files.read("results", row["result_sha"]))
+            weights, norm = result_weights(result), result_normalization(result)
             if len(self._predict_cache) > 64:
                 self._predict_cache.clear()
-            cached = self._predict_cache[job_id] = (row["result_sha"], model, weights)
-        _, model, weights = cached
+            cached = self._predict_cache[job_id] = (row["result_sha"], model, weights, norm)
+        _, model, weights, norm = cached
         inputs = tensor_to_array(x, "x", max_elements=self.limits.max_rows * self.limits.max_units)
+        if norm is not None:
+            if inputs.ndim != 2 or inputs.shape[1] != model.inputs:
+                raise InvalidArgument("x", f"must have shape (rows, {model.inputs}), got {list(inputs.shape)}")
+            inputs = normalize(inputs, norm[0], norm[1], model.dtype)
         try:
             y = engine.predict(model, weights, inputs,
                                limits=engine_limits(self.limits, self.config.threads_per_worker))

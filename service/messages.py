@@ -109,7 +109,21 @@ def result_message(result: dict) -> pb.JobResult:
             setattr(msg.final, key, value)
     for w, b in result["weights"]:
         msg.layers.append(pb.LayerWeights(weights=array_to_tensor(w), bias=array_to_tensor(b)))
+    norm = result.get("normalization")
+    if norm is not None:
+        kind, shift, scale = norm
+        msg.normalization.CopyFrom(job_pb2.Normalization(kind=kind, shift=array_to_tensor(shift),
+                                                         scale=array_to_tensor(scale)))
     return msg
+
+
+def result_normalization(msg: pb.JobResult):
+    """(shift, scale) arrays of a JobResult's normalisation, or None."""
+    from .specs import tensor_to_array
+    if not msg.HasField("normalization") or msg.normalization.kind in ("", "none"):
+        return None
+    return (tensor_to_array(msg.normalization.shift, "normalization.shift"),
+            tensor_to_array(msg.normalization.scale, "normalization.scale"))
 
 
 def result_weights(msg: pb.JobResult) -> list:

@@ -92,6 +92,9 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
     def UploadDataset(self, request_iterator, context):
         return self.jobs.upload_dataset(request_iterator)
 
+    def GetDataset(self, request, context):
+        return self.jobs.dataset(request.dataset_id)
+
     def SubmitJob(self, request, context):
         return self.jobs.submit(request.spec, request.request_id)
 

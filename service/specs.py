@@ -18,6 +18,7 @@ from google.protobuf import json_format, struct_pb2
 from fusetrain.engine import spec as es
 from fusetrain.v1 import job_pb2
 
+from .dataprep import check_normalization
 from .errors import InvalidArgument, ResourceExhausted
 
 # Tensor dtypes a client may send, all little-endian.
@@ -156,6 +157,7 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
                                     f"{value} is over the limit of {limits.max_job_seconds}")
         time_limit = value
 
+    check_normalization(m.normalization, m.inputs)
     elimits = engine_limits(limits, threads_per_worker)
     es.validate_model(model, elimits)
     es.validate_optimizer(optimizer, config.epochs if isinstance(config.epochs, int) else 1)
@@ -168,7 +170,27 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
 
 
 def _has_validation(spec: job_pb2.JobSpec) -> bool:
-    return spec.data.HasField("validation") or spec.training.validation_fraction > 0
+    return (spec.data.HasField("validation") or spec.training.validation_fraction > 0
+            or spec.data.HasField("cross_validation"))
+
+
+def check_cross_validation(spec: job_pb2.JobSpec, rows: int) -> None:
+    """A cross-validation split needs k >= 2 folds, a fold in range, rows for every fold, and no
+    other validation set."""
+    if not spec.data.HasField("cross_validation"):
+        return
+    cv = spec.data.cross_validation
+    where = "data.cross_validation"
+    if cv.folds < 2:
+        raise InvalidArgument(f"{where}.folds", f"must be at least 2, got {cv.folds}")
+    if not 0 <= cv.fold < cv.folds:
+        raise InvalidArgument(f"{where}.fold", f"must be in [0, {cv.folds - 1}], got {cv.fold}")
+    if rows < cv.folds:
+        raise InvalidArgument(f"{where}.folds", f"{cv.folds} folds need at least {cv.folds} rows, "
+                                                f"data.train has {rows}")
+    if spec.data.HasField("validation") or spec.training.validation_fraction > 0:
+        raise InvalidArgument(where, "cannot be combined with data.validation or "
+                                     "training.validation_fraction")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -205,6 +227,8 @@ def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLook
             raise InvalidArgument(f"{where}.y", f"has {y_shape[0]} rows but {where}.x has {x_shape[0]}")
         if x_shape[0] > limits.max_rows:
             raise ResourceExhausted(f"{where}.x", f"{x_shape[0]} rows is over the limit of {limits.max_rows}")
+        if name == "train":
+            check_cross_validation(spec, x_shape[0])
     if spec.data.HasField("train") and (spec.data.train.HasField("x")):
         # Inline data is small (it fits in one message): let the engine check values too.
         x, y = load_source(spec.data.train, "data.train", None, limits)
@@ -213,6 +237,9 @@ def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLook
 
 
 def _source_shapes(src, where: str, lookup: DatasetLookup, limits) -> tuple[tuple, tuple]:
+    if src.HasField("file"):
+        raise InvalidArgument(f"{where}.file", f"{src.file.path!r} is a file on the client's machine: a "
+                                               f"client reads and uploads it, then sends dataset_id")
     inline = src.HasField("x") or src.HasField("y")
     if src.dataset_id and inline:
         raise InvalidArgument(where, "give either dataset_id or inline x and y, not both")

@@ -36,8 +36,20 @@ class Layer(_message.Message):
     freeze_bias: bool
     def __init__(self, units: _Optional[int] = ..., activation: _Optional[str] = ..., leaky_slope: _Optional[float] = ..., weights: _Optional[_Union[Tensor, _Mapping]] = ..., bias: _Optional[_Union[Tensor, _Mapping]] = ..., freeze_weights: _Optional[bool] = ..., freeze_bias: _Optional[bool] = ...) -> None: ...
 
+class Normalization(_message.Message):
+    __slots__ = ("kind", "all_columns", "shift", "scale")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ALL_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    all_columns: bool
+    shift: Tensor
+    scale: Tensor
+    def __init__(self, kind: _Optional[str] = ..., all_columns: _Optional[bool] = ..., shift: _Optional[_Union[Tensor, _Mapping]] = ..., scale: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
 class Model(_message.Message):
-    __slots__ = ("inputs", "layers", "loss", "initializer", "init_scale", "seed", "dtype")
+    __slots__ = ("inputs", "layers", "loss", "initializer", "init_scale", "seed", "dtype", "normalization")
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +57,7 @@ class Model(_message.Message):
     INIT_SCALE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     inputs: int
     layers: _containers.RepeatedCompositeFieldContainer[Layer]
     loss: str
@@ -52,7 +65,8 @@ class Model(_message.Message):
     init_scale: float
     seed: int
     dtype: str
-    def __init__(self, inputs: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., loss: _Optional[str] = ..., initializer: _Optional[str] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., dtype: _Optional[str] = ...) -> None: ...
+    normalization: Normalization
+    def __init__(self, inputs: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., loss: _Optional[str] = ..., initializer: _Optional[str] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("kind", "step_size", "gamma", "power", "min_lr")
@@ -124,27 +138,57 @@ class Training(_message.Message):
     time_limit_seconds: float
     def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ...) -> None: ...
 
+class LocalFile(_message.Message):
+    __slots__ = ("path", "labels", "target", "header", "one_hot", "delimiter")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ONE_HOT_FIELD_NUMBER: _ClassVar[int]
+    DELIMITER_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    labels: str
+    target: int
+    header: bool
+    one_hot: bool
+    delimiter: str
+    def __init__(self, path: _Optional[str] = ..., labels: _Optional[str] = ..., target: _Optional[int] = ..., header: _Optional[bool] = ..., one_hot: _Optional[bool] = ..., delimiter: _Optional[str] = ...) -> None: ...
+
 class DataSource(_message.Message):
-    __slots__ = ("dataset_id", "x_array", "y_array", "x", "y")
+    __slots__ = ("dataset_id", "x_array", "y_array", "x", "y", "file")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     X_ARRAY_FIELD_NUMBER: _ClassVar[int]
     Y_ARRAY_FIELD_NUMBER: _ClassVar[int]
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     x_array: str
     y_array: str
     x: Tensor
     y: Tensor
-    def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    file: LocalFile
+    def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., file: _Optional[_Union[LocalFile, _Mapping]] = ...) -> None: ...
+
+class CrossValidation(_message.Message):
+    __slots__ = ("folds", "fold", "seed")
+    FOLDS_FIELD_NUMBER: _ClassVar[int]
+    FOLD_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    folds: int
+    fold: int
+    seed: int
+    def __init__(self, folds: _Optional[int] = ..., fold: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class Data(_message.Message):
-    __slots__ = ("train", "validation")
+    __slots__ = ("train", "validation", "cross_validation")
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    CROSS_VALIDATION_FIELD_NUMBER: _ClassVar[int]
     train: DataSource
     validation: DataSource
-    def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ...) -> None: ...
+    cross_validation: CrossValidation
+    def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ..., cross_validation: _Optional[_Union[CrossValidation, _Mapping]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("name", "labels", "model", "optimizer", "training", "data")

@@ -44,6 +44,11 @@ class TrainingServiceStub:
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.UploadDatasetRequest.SerializeToString,
                 response_deserializer=fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
                 _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/fusetrain.v1.TrainingService/GetDataset',
+                request_serializer=fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
+                _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/fusetrain.v1.TrainingService/SubmitJob',
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.SubmitJobRequest.SerializeToString,
@@ -104,6 +109,14 @@ class TrainingServiceServicer:
     def UploadDataset(self, request_iterator, context):
         """Upload an NPZ file in chunks; returns its sha256 as the dataset id. The same bytes again
         are recognised and cost no storage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataset(self, request, context):
+        """An uploaded dataset's arrays; NOT_FOUND when those bytes were never uploaded (clients ask
+        with the sha256 of their bytes first and skip the upload when the server has them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,6 +200,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
             'UploadDataset': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadDataset,
                     request_deserializer=fusetrain_dot_v1_dot_service__pb2.UploadDatasetRequest.FromString,
+                    response_serializer=fusetrain_dot_v1_dot_service__pb2.Dataset.SerializeToString,
+            ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.FromString,
                     response_serializer=fusetrain_dot_v1_dot_service__pb2.Dataset.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
@@ -288,6 +306,33 @@ class TrainingService:
             target,
             '/fusetrain.v1.TrainingService/UploadDataset',
             fusetrain_dot_v1_dot_service__pb2.UploadDatasetRequest.SerializeToString,
+            fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fusetrain.v1.TrainingService/GetDataset',
+            fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.SerializeToString,
             fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
             options,
             channel_credentials,
