@@ -126,8 +126,10 @@ def blas_floor(shape: Shape, threads: int, min_seconds: float = 0.3, tries: int 
 def measure(shapes: list[Shape], threads: int) -> dict:
     """The limits worker: BLAS libraries, GEMM peak and each shape's BLAS floor."""
     import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
+    with _limit(threads):
+        blas = blas_info()                         # the thread counts the measurements ran with
     return {
-        "blas": blas_info(),
+        "blas": blas,
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "gemm_peak": gemm_peak(threads),
         "floor": {s.name: blas_floor(s, threads) for s in shapes},

@@ -131,6 +131,12 @@ def render(report: dict) -> str:
                           "100", "", "", ""])
         table.append([""] * len(header))
     lines.extend(_table(header, table[:-1], right={2, 3, 4, 5, 6, 7, 8, 9}))
+    for sname, shape in report["shapes"].items():
+        for name in rows:
+            row = rows[name].get(sname)
+            if _ok(row) and row.get("epochs_run", shape["epochs"]) != shape["epochs"]:
+                lines.append(f"NOTE: {LIBRARY_NAMES[name]} ran {row['epochs_run']} of {shape['epochs']} epochs "
+                             f"on {sname} ({row.get('stop_reason', 'stopped early')}); its rate counts those only")
     lines.append("")
     lines.append("fusetrain/x: fusetrain's samples/s over that library's. % peak / % floor: GFLOP/s over the "
                  "GEMM peak / over that shape's BLAS floor (its GEMM calls alone).")
