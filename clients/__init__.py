@@ -1,5 +1,22 @@
-"""fusetrain.client: the `fusetrain` command line (and, later, the Python client library).
+"""fusetrain.client: the Python client of the fusetrain service and the `fusetrain` command line.
 
-Needs only grpcio, protobuf and numpy: it imports the generated fusetrain.v1 modules, never the
-service or the engine (except `fusetrain serve`, which starts the service in-process).
+    from fusetrain.client import Client
+    with Client("127.0.0.1:50051") as c:
+        result = c.train("examples/jobs/iris.yaml", progress=True)
+
+Needs only grpcio, protobuf and numpy (rich for progress bars and tables, PyYAML for YAML files,
+onnx and safetensors for those exports, each imported when used). It imports the generated
+fusetrain.v1 modules, never the service or the engine, except `fusetrain serve` and
+`train --local`, which run them in-process.
 """
+
+from .client import Client, default_address
+from .errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, FusetrainError, InvalidArgument,
+                     JobFailed, NotFound, ResourceExhausted, RpcError, SpecError, Unauthenticated, Unavailable)
+from .types import Batch, EpochEvent, History, Job, Result, StateEvent
+
+__all__ = [
+    "AlreadyExists", "Batch", "Client", "DeadlineExceeded", "EpochEvent", "FailedPrecondition",
+    "FusetrainError", "History", "InvalidArgument", "Job", "JobFailed", "NotFound", "ResourceExhausted",
+    "Result", "RpcError", "SpecError", "StateEvent", "Unauthenticated", "Unavailable", "default_address",
+]

@@ -166,6 +166,32 @@ def save_onnx(path, layers, normalization=None, metadata=None) -> None:
     _atomic(Path(path), lambda f: f.write(blob))
 
 
+def forward(layers: Sequence[Layer], normalization: Optional[Normalization], x: np.ndarray) -> np.ndarray:
+    """The model's outputs computed with numpy, in the weights' dtype (a reader's reference)."""
+    dtype = np.asarray(layers[0].weights).dtype
+    a = np.asarray(x, dtype=dtype)
+    if normalization is not None:
+        a = (a - normalization.shift.astype(dtype)) * normalization.scale.astype(dtype)
+    for layer in layers:
+        z = a @ layer.weights.T + layer.bias
+        if layer.activation == "sigmoid":
+            a = 1 / (1 + np.exp(-z))
+        elif layer.activation == "tanh":
+            a = np.tanh(z)
+        elif layer.activation == "relu":
+            a = np.maximum(z, 0)
+        elif layer.activation == "leaky_relu":
+            a = np.where(z >= 0, z, z * dtype.type(layer.leaky_slope))
+        elif layer.activation == "softmax":
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            a = e / e.sum(axis=1, keepdims=True)
+        elif layer.activation == "identity":
+            a = z
+        else:
+            raise ExportError(f"activation {layer.activation!r} is unknown here")
+    return a
+
+
 def _from_tensors(arrays: dict, meta: dict) -> tuple[list[Layer], Optional[Normalization], dict]:
     layers = [Layer(arrays[f"layers.{i}.weight"], arrays[f"layers.{i}.bias"], act, slope)
               for i, (act, slope) in enumerate(zip(meta.pop("activations"), meta.pop("leaky_slopes")))]

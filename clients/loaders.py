@@ -1,8 +1,9 @@
 """Read training data from local files: CSV, NPY/NPZ and IDX (optionally gzipped).
 
-Every loader returns a `Dataset` of float64 features and targets (targets may be None) and
-raises `LoadError` naming the file and the problem. Numpy files are read with
-allow_pickle=False and object arrays are refused: data never executes code.
+Every loader returns a `Dataset` of features and targets (targets may be None) and raises
+`LoadError` naming the file and the problem. CSV gives float64; NPY, NPZ and IDX keep their
+numeric dtype (MNIST pixels stay uint8, a quarter of the bytes to upload). Numpy files are read
+with allow_pickle=False and object arrays are refused: data never executes code.
 """
 
 from __future__ import annotations
@@ -166,6 +167,41 @@ def load(path, **options) -> Dataset:
     raise LoadError(f"{path}: unknown data format; expected .csv, .npy, .npz or IDX (.gz)")
 
 
+def load_labels(path, one_hot: Optional[bool] = None) -> tuple[np.ndarray, list]:
+    """Targets from their own file (IDX labels, .npy, or a one-column CSV) as rows, and class names.
+
+    one_hot: None encodes 1-D integer or text labels with at most 50 distinct values (classes
+    sorted); True always; False keeps the numbers.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".csv", ".txt", ".tsv")):
+        d = load_csv(path, target=0, one_hot=one_hot)
+        if d.x.shape[1] != 0:
+            raise LoadError(f"{path}: a labels file has one column, this one has {d.x.shape[1] + 1}")
+        return d.y, d.classes
+    raw = load_npy(path) if name.endswith(".npy") else load_idx(path) if (
+        "idx" in name or name.endswith((".gz", ".ubyte"))) else None
+    if raw is None:
+        raise LoadError(f"{path}: unknown labels format; expected IDX (.gz), .npy or a one-column .csv")
+    flat = raw.reshape(len(raw)) if raw.ndim == 2 and raw.shape[1] == 1 else raw
+    integral = flat.ndim == 1 and (flat.dtype.kind in "biu" or np.all(np.mod(flat, 1) == 0))
+    if one_hot is None:
+        one_hot = bool(integral and len(np.unique(flat)) <= 50)
+    if not one_hot:
+        return _as_rows(raw, path, "labels"), []
+    if flat.ndim != 1:
+        raise LoadError(f"{path}: one-hot encoding needs 1-D labels, got shape {raw.shape}")
+    classes, index = np.unique(flat, return_inverse=True)
+    y = np.zeros((len(flat), len(classes)), dtype=np.uint8)
+    y[np.arange(len(flat)), index] = 1
+    return y, [_label_name(c) for c in classes.tolist()]
+
+
+def _label_name(value) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def one_hot(labels: Sequence[int], classes: Optional[int] = None) -> np.ndarray:
     """Integer labels (n,) -> one-hot rows (n, classes)."""
     labels = np.asarray(labels)
@@ -191,8 +227,8 @@ def _check_numeric(arr: np.ndarray, path) -> None:
 
 
 def _as_rows(arr: np.ndarray, path, name: str) -> np.ndarray:
-    """Numbers as float64 rows: (n,) -> (n, 1); (n, a, b, ...) -> (n, a*b*...)."""
+    """Numbers as rows, dtype kept (native byte order): (n,) -> (n, 1); (n, a, b, ...) -> (n, a*b*...)."""
     if arr.ndim == 0:
         raise LoadError(f"{path}: {name} is a single number, not rows of data")
     arr = arr.reshape(len(arr), -1) if arr.ndim != 1 else arr.reshape(-1, 1)
-    return arr.astype(np.float64)
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))

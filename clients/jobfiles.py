@@ -1,0 +1,330 @@
+"""Job files and sweep files: read them, apply `--set` overrides, resolve local data files.
+
+A job file is JobSpec in proto3 JSON, or YAML with the same fields. A data source may name a
+local file (`data.train.file: {path: iris.csv}`); `resolve_files` reads it with loaders.py and
+hands the arrays to a `store` function (an upload, or a local directory for `--local`), then
+puts the returned dataset id in its place. A sweep file is
+
+    base: {...JobSpec...}          # or base: path/to/job.yaml (relative to the sweep file)
+    grid:                          # one job per combination, the last axis fastest
+      optimizer.learning_rate: [0.1, 0.3]
+      model.layers[0].units: [4, 8]
+    folds: 5                       # optional: k-fold cross-validation, one more axis
+    labels: {sweep: seeds}         # optional: added to every job
+    sort: val_accuracy             # optional: the metric the results table is sorted by
+
+No grpc here: the message classes come from fusetrain.v1, YAML is imported only when used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+from google.protobuf import json_format
+
+from fusetrain.v1 import job_pb2
+
+from . import loaders
+from .errors import SpecError
+
+SpecLike = Union[job_pb2.JobSpec, dict, str, Path]
+# store(arrays, name) -> dataset id: where resolve_files puts the arrays it read.
+Store = Callable[[dict, str], str]
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def read_document(path) -> dict:
+    """A JSON or YAML file as a dict (by extension; .yaml/.yml are YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise SpecError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                        f"{exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of JobSpec fields at the top, got {type(data).__name__}")
+    return data
+
+
+def parse_spec(data: dict, origin: str = "spec") -> job_pb2.JobSpec:
+    try:
+        return json_format.ParseDict(data, job_pb2.JobSpec())
+    except json_format.ParseError as exc:
+        raise SpecError(f"{origin}: {exc}") from None
+
+
+def load_spec(spec: SpecLike, overrides: Optional[dict] = None) -> tuple[job_pb2.JobSpec, Path]:
+    """(JobSpec, folder that relative data paths start from) of a message, dict or job file path."""
+    base_dir = Path.cwd()
+    origin = "spec"
+    if isinstance(spec, job_pb2.JobSpec):
+        data = to_dict(spec) if overrides else None
+        msg = spec
+    elif isinstance(spec, dict):
+        data, msg = dict(spec), None
+    elif isinstance(spec, (str, Path)):
+        path = Path(spec)
+        data, base_dir, origin, msg = read_document(path), path.resolve().parent, str(path), None
+    else:
+        raise TypeError(f"a job spec is a JobSpec, a dict or a file path, not {type(spec).__name__}")
+    if overrides:
+        for key, value in overrides.items():
+            set_path(data, key, value, origin)
+    if data is not None:
+        msg = parse_spec(data, origin)
+    out = job_pb2.JobSpec()
+    out.CopyFrom(msg)
+    return out, base_dir
+
+
+def to_dict(spec) -> dict:
+    return json_format.MessageToDict(spec, preserving_proto_field_name=True)
+
+
+# ---------------------------------------------------------------------------------- overrides
+
+_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def set_path(data: dict, path: str, value, origin: str = "spec") -> None:
+    """Set `a.b[0].c` in a job file's dict (the grid's field syntax), creating mappings on the way."""
+    parts = path.split(".")
+    node = data
+    for n, part in enumerate(parts):
+        m = _PART.match(part)
+        if not m:
+            raise SpecError(f"{origin}: cannot read the field path {path!r} at {part!r}")
+        name = _snake(m.group(1))
+        key = name if name in node or m.group(1) not in node else m.group(1)
+        indexes = [int(i) for i in re.findall(r"\d+", m.group(2))]
+        last = n == len(parts) - 1
+        if last and not indexes:
+            node[key] = value
+            return
+        if indexes:
+            seq = node.get(key)
+            for depth, i in enumerate(indexes):
+                if not isinstance(seq, list) or i >= len(seq):
+                    raise SpecError(f"{origin}: {path!r}: {name} has no item {i}")
+                if last and depth == len(indexes) - 1:
+                    seq[i] = value
+                    return
+                seq = seq[i]
+            node = seq
+        else:
+            node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"{origin}: {path!r}: {part} is not a mapping")
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """`FIELD=VALUE` from the command line; VALUE is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected FIELD=VALUE, e.g. training.epochs=20")
+    key, raw = text.split("=", 1)
+    import yaml
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+# ------------------------------------------------------------------------------- local files
+
+def npz_bytes(arrays: dict) -> bytes:
+    """A deterministic, uncompressed NPZ of `arrays` (fixed timestamps): the same arrays always give
+    the same bytes, so the same data always has the same dataset id."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[name])
+            if arr.dtype.byteorder == ">":
+                arr = arr.astype(arr.dtype.newbyteorder("<"))
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_file_source(src: job_pb2.LocalFile, base_dir: Path, where: str) -> loaders.Dataset:
+    """The arrays a LocalFile names, read with loaders.py; errors name the field and the file."""
+    path = _path(src.path, base_dir, f"{where}.path")
+    options = {}
+    name = path.name.lower()
+    try:
+        if name.endswith((".csv", ".txt", ".tsv")):
+            options = {"target": src.target if src.HasField("target") else -1,
+                       "header": src.header if src.HasField("header") else None,
+                       "delimiter": src.delimiter or ","}
+            if src.HasField("one_hot"):
+                options["one_hot"] = src.one_hot
+            if src.labels:
+                options["target"] = None
+        data = loaders.load(path, **options)
+        if src.labels:
+            labels_path = _path(src.labels, base_dir, f"{where}.labels")
+            y, classes = loaders.load_labels(labels_path, src.one_hot if src.HasField("one_hot") else None)
+            if len(y) != len(data.x):
+                raise SpecError(f"{where}: {labels_path} has {len(y)} labels for {len(data.x)} rows of {path}")
+            data = loaders.Dataset(x=data.x, y=y, classes=classes)
+    except loaders.LoadError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    if data.y is None:
+        raise SpecError(f"{where}: {path} gives no targets: name a target column (CSV), a y array (NPZ) "
+                        f"or a labels file")
+    return data
+
+
+def _path(text: str, base_dir: Path, where: str) -> Path:
+    if not text:
+        raise SpecError(f"{where}: is empty")
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.exists():
+        raise SpecError(f"{where}: {path} not found; put the file there or pass "
+                        f"--set {where}=PATH")
+    return path
+
+
+def resolve_files(spec: job_pb2.JobSpec, base_dir: Path, store: Store) -> dict:
+    """Replace every data.*.file with the dataset id `store` returns; return {where: Dataset}."""
+    seen: dict = {}
+    for name in ("train", "validation"):
+        if not spec.data.HasField(name) or not getattr(spec.data, name).HasField("file"):
+            continue
+        src = getattr(spec.data, name)
+        where = f"data.{name}.file"
+        key = src.file.SerializeToString(deterministic=True)
+        if key not in seen:
+            data = read_file_source(src.file, base_dir, where)
+            arrays = {"x": data.x, "y": data.y}
+            seen[key] = (store(arrays, Path(src.file.path).name), data)
+        dataset_id, data = seen[key]
+        src.ClearField("file")
+        src.dataset_id = dataset_id
+        src.x_array, src.y_array = "x", "y"
+        seen[where] = data
+    return {k: v for k, v in seen.items() if isinstance(k, str)}
+
+
+def attach_arrays(spec: job_pb2.JobSpec, x, y, store: Store, which: str = "train",
+                  inline_bytes: int = 64 << 10) -> None:
+    """Put arrays x, y in data.<which>: inline when small, else through `store` (an upload)."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    src = getattr(spec.data, which)
+    src.Clear()
+    if x.nbytes + y.nbytes <= inline_bytes:
+        src.x.CopyFrom(array_tensor(x))
+        src.y.CopyFrom(array_tensor(y))
+    else:
+        src.dataset_id = store({"x": x, "y": y}, which)
+
+
+_TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8")
+
+
+def array_tensor(a: np.ndarray) -> job_pb2.Tensor:
+    """A Tensor of raw little-endian bytes (dtypes the server takes; others as float64)."""
+    a = np.asarray(a)
+    name = a.dtype.name if a.dtype.name in _TENSOR_DTYPES else "float64"
+    data = np.ascontiguousarray(a, dtype=np.dtype(name).newbyteorder("<")).tobytes()
+    return job_pb2.Tensor(dtype=name, shape=list(a.shape), data=data)
+
+
+_NP_DTYPES = {"float32": "<f4", "float64": "<f8", "int32": "<i4", "int64": "<i8", "uint8": "u1"}
+
+
+def tensor_array(t: job_pb2.Tensor) -> np.ndarray:
+    """A Tensor (raw bytes or values) as a native-order array of its shape."""
+    name = t.dtype or "float64"
+    if name not in _NP_DTYPES:
+        raise SpecError(f"tensor dtype {name!r} is not one of {', '.join(_NP_DTYPES)}")
+    if t.data:
+        arr = np.frombuffer(t.data, dtype=_NP_DTYPES[name]).astype(name)
+    else:
+        arr = np.asarray(t.values, dtype=np.float64).astype(name)
+    return arr.reshape(tuple(t.shape)) if len(t.shape) else arr
+
+
+# -------------------------------------------------------------------------------------- sweeps
+
+@dataclass
+class Sweep:
+    base: job_pb2.JobSpec
+    base_dir: Path
+    axes: list = field(default_factory=list)      # [(field path, [values])]
+    labels: dict = field(default_factory=dict)
+    sort: str = ""
+    folds: int = 0
+
+    def combinations(self) -> list[dict]:
+        """The override of each job, in the order SubmitJobs returns them (last axis fastest)."""
+        import itertools
+        names = [name for name, _ in self.axes]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in self.axes))]
+
+
+FOLD_FIELD = "data.cross_validation.fold"
+
+
+def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = None) -> Sweep:
+    """A sweep file (see the module docstring); `folds` overrides the file's."""
+    path = Path(path)
+    doc = read_document(path)
+    unknown = set(doc) - {"base", "grid", "folds", "fold_seed", "labels", "sort"}
+    if unknown:
+        raise SpecError(f"{path}: unknown sweep keys {sorted(unknown)}; expected base, grid, folds, "
+                        f"fold_seed, labels, sort")
+    if "base" not in doc:
+        raise SpecError(f"{path}: a sweep file needs `base` (a JobSpec, or the path of a job file)")
+    base = doc["base"]
+    if isinstance(base, str):
+        base_path = (path.resolve().parent / base)
+        spec, base_dir = load_spec(base_path, overrides)
+    elif isinstance(base, dict):
+        spec, _ = load_spec(base, overrides)
+        base_dir = path.resolve().parent
+    else:
+        raise SpecError(f"{path}: base must be a mapping or a file path")
+    axes = []
+    grid = doc.get("grid") or {}
+    items = grid.items() if isinstance(grid, dict) else ((a.get("field"), a.get("values")) for a in grid)
+    for name, values in items:
+        if not isinstance(name, str) or not isinstance(values, list) or not values:
+            raise SpecError(f"{path}: grid axis {name!r} needs a non-empty list of values")
+        axes.append((name, values))
+    k = folds if folds is not None else int(doc.get("folds") or 0)
+    if k:
+        if k < 2:
+            raise SpecError(f"{path}: folds must be at least 2, got {k}")
+        spec.data.cross_validation.folds = k
+        spec.data.cross_validation.seed = int(doc.get("fold_seed", 0))
+        axes.append((FOLD_FIELD, list(range(k))))
+    labels = {str(a): str(b) for a, b in (doc.get("labels") or {}).items()}
+    return Sweep(spec, base_dir, axes, labels, str(doc.get("sort") or ""), k)

@@ -1,0 +1,94 @@
+"""Human and machine output of the command line: rich tables on stdout, JSON, number formats."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Optional
+
+import numpy as np
+
+
+def console():
+    from rich.console import Console
+    # Off a terminal (pipes, logs) rich would wrap tables at 80 columns: allow wide lines.
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def table(title: Optional[str], columns: list, rows: list) -> None:
+    """A table on stdout; numbers right-aligned."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None,
+              header_style="bold")
+    keep = [i for i in range(len(columns)) if any(r[i] not in ("", None) for r in rows)] if rows else \
+        list(range(len(columns)))
+    columns = [columns[i] for i in keep]
+    rows = [[r[i] for i in keep] for r in rows]
+    numeric = [all(_is_num(r[i]) for r in rows if r[i] not in ("", None)) for i in range(len(columns))]
+    for name, num in zip(columns, numeric):
+        t.add_column(name, justify="right" if num else "left", no_wrap=True)
+    for r in rows:
+        t.add_row(*("" if c is None else str(c) for c in r))
+    console().print(t)
+
+
+def _is_num(text) -> bool:
+    try:
+        float(str(text).rstrip("%"))
+        return True
+    except ValueError:
+        return False
+
+
+def _default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _clean(value):
+    """NaN and infinity are not JSON: null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def print_json(obj, lines: bool = False) -> None:
+    """One JSON document (indented), or one compact line (for streams of events)."""
+    text = json.dumps(_clean(obj), default=_default, indent=None if lines else 2, sort_keys=not lines)
+    print(text, flush=True)
+
+
+def pct(value: Optional[float]) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+def num(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def seconds(value: Optional[float]) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def metrics_line(metrics: dict) -> str:
+    parts = []
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        if metrics.get(key) is not None:
+            value = metrics[key]
+            parts.append(f"{key} {pct(value) if 'accuracy' in key else num(value)}")
+    return "  ".join(parts)

@@ -1,0 +1,246 @@
+"""What the client returns: jobs, typed watch events, batches and results (plain Python and numpy).
+
+Each is built from its fusetrain.v1 message (kept as `.proto` where useful); states and failure
+reasons are their enum names ("SUCCEEDED", "DIVERGED").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+import numpy as np
+
+from fusetrain.v1 import job_pb2, service_pb2 as pb
+
+from .export import Layer, Normalization
+from .jobfiles import tensor_array
+
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def _time(ts) -> Optional[datetime]:
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
+
+
+def _opt(msg, name: str) -> Optional[float]:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def metrics_dict(msg) -> dict:
+    """The metrics of an EpochMetrics or FinalMetrics message; absent ones left out."""
+    out = {"train_loss": msg.train_loss}
+    for name in METRICS[1:]:
+        if msg.HasField(name):
+            out[name] = getattr(msg, name)
+    return out
+
+
+@dataclass
+class Job:
+    id: str
+    state: str
+    name: str = ""
+    labels: dict = field(default_factory=dict)
+    batch_id: str = ""
+    request_id: str = ""
+    failure_reason: str = ""
+    message: str = ""
+    attempt: int = 0
+    epochs_done: int = 0
+    epochs_total: int = 0
+    latest: dict = field(default_factory=dict)   # the last epoch's metrics seen
+    has_result: bool = False
+    created_at: Optional[datetime] = None
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    proto: Optional[pb.Job] = field(default=None, repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    @classmethod
+    def from_proto(cls, m: pb.Job) -> "Job":
+        reason = pb.FailureReason.Name(m.failure_reason) if m.failure_reason else ""
+        latest = {}
+        if m.HasField("latest"):
+            latest = {"epoch": m.latest.epoch, **metrics_dict(m.latest),
+                      "samples_per_second": m.latest.samples_per_second}
+        return cls(id=m.id, state=pb.JobState.Name(m.state), name=m.name, labels=dict(m.labels),
+                   batch_id=m.batch_id, request_id=m.request_id, failure_reason=reason, message=m.message,
+                   attempt=m.attempt, epochs_done=m.epochs_done, epochs_total=m.epochs_total, latest=latest,
+                   has_result=m.has_result, created_at=_time(m.created_at),
+                   started_at=_time(m.started_at) if m.HasField("started_at") else None,
+                   finished_at=_time(m.finished_at) if m.HasField("finished_at") else None, proto=m)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "proto"}
+        for k in ("created_at", "started_at", "finished_at"):
+            out[k] = out[k].isoformat() if out[k] else None
+        return out
+
+
+@dataclass
+class Batch:
+    """What submit_many / sweep return: the batch id, its jobs and each job's grid overrides."""
+
+    id: str
+    jobs: list
+    overrides: list = field(default_factory=list)   # one dict per job (sweeps), else empty dicts
+
+
+@dataclass
+class StateEvent:
+    job_id: str
+    sequence: int
+    time: Optional[datetime]
+    state: str
+    failure_reason: str = ""
+    message: str = ""
+    attempt: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+@dataclass
+class EpochEvent:
+    job_id: str
+    sequence: int
+    time: Optional[datetime]
+    epoch: int
+    train_loss: float
+    train_accuracy: Optional[float] = None
+    val_loss: Optional[float] = None
+    val_accuracy: Optional[float] = None
+    learning_rate: float = 0.0
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+    terminal = False
+
+
+def event_from_proto(e: pb.JobEvent):
+    """A StateEvent or an EpochEvent."""
+    if e.HasField("state"):
+        s = e.state
+        return StateEvent(e.job_id, e.sequence, _time(e.time), pb.JobState.Name(s.state),
+                          pb.FailureReason.Name(s.failure_reason) if s.failure_reason else "", s.message,
+                          s.attempt)
+    m = e.epoch
+    return EpochEvent(e.job_id, e.sequence, _time(e.time), m.epoch, m.train_loss, _opt(m, "train_accuracy"),
+                      _opt(m, "val_loss"), _opt(m, "val_accuracy"), m.learning_rate, m.seconds,
+                      m.samples_per_second)
+
+
+def event_to_dict(event) -> dict:
+    out = {"type": "state" if isinstance(event, StateEvent) else "epoch", **event.__dict__}
+    out["time"] = event.time.isoformat() if event.time else None
+    return out
+
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                  "seconds", "samples_per_second")
+
+
+class History:
+    """Per-epoch metrics: `column("val_accuracy")` as a float64 array (NaN where absent), rows as dicts."""
+
+    def __init__(self, rows: np.ndarray):
+        self.array = rows.reshape(-1, len(HISTORY_FIELDS))
+
+    @classmethod
+    def from_proto(cls, items) -> "History":
+        rows = [[m.epoch, m.train_loss, *(getattr(m, k) if m.HasField(k) else math.nan for k in METRICS[1:]),
+                 m.learning_rate, m.seconds, m.samples_per_second] for m in items]
+        return cls(np.array(rows, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.array[:, HISTORY_FIELDS.index(name)].copy()
+
+    def __getitem__(self, i) -> dict:
+        row = self.array[i]
+        return {k: (int(v) if k == "epoch" else float(v)) for k, v in zip(HISTORY_FIELDS, row)
+                if not math.isnan(v)}
+
+    def to_list(self) -> list[dict]:
+        return [self[i] for i in range(len(self))]
+
+
+@dataclass
+class Result:
+    """A trained model: numpy weights [(W (units, inputs), b (units,)), ...], metrics and timings."""
+
+    job_id: str
+    state: str
+    stop_reason: str
+    weights: list
+    history: History
+    final: dict
+    timings: dict
+    weights_sha256: str
+    dtype: str
+    epochs_run: int
+    best_epoch: int
+    attempt: int
+    activations: list                         # [(activation, leaky slope)] per layer
+    normalization: Optional[Normalization] = None
+    spec: Optional[job_pb2.JobSpec] = field(default=None, repr=False)
+
+    @classmethod
+    def from_proto(cls, r: pb.JobResult, spec: job_pb2.JobSpec) -> "Result":
+        weights = [(tensor_array(layer.weights), tensor_array(layer.bias)) for layer in r.layers]
+        for i, (w, b) in enumerate(weights):
+            units = spec.model.layers[i].units if i < len(spec.model.layers) else len(b)
+            if w.ndim == 1:
+                weights[i] = (w.reshape(units, -1), b)
+        digest = hashlib.sha256()
+        for w, b in weights:
+            digest.update(np.ascontiguousarray(w, dtype=w.dtype.newbyteorder("<")).tobytes())
+            digest.update(np.ascontiguousarray(b, dtype=b.dtype.newbyteorder("<")).tobytes())
+        if r.weights_sha256 and digest.hexdigest() != r.weights_sha256:
+            raise ValueError(f"job {r.job_id}: the weights received do not match their sha256")
+        norm = None
+        if r.HasField("normalization") and r.normalization.kind not in ("", "none"):
+            norm = Normalization(r.normalization.kind, tensor_array(r.normalization.shift),
+                                 tensor_array(r.normalization.scale))
+        acts = [(layer.activation or "sigmoid", layer.leaky_slope if layer.HasField("leaky_slope") else 0.01)
+                for layer in spec.model.layers]
+        t = r.timings
+        return cls(job_id=r.job_id, state=pb.JobState.Name(r.state), stop_reason=r.stop_reason, weights=weights,
+                   history=History.from_proto(r.history), final=metrics_dict(r.final),
+                   timings={"queued": t.queued_seconds, "compile": t.compile_seconds, "train": t.train_seconds,
+                            "total": t.total_seconds},
+                   weights_sha256=r.weights_sha256, dtype=r.dtype, epochs_run=r.epochs_run,
+                   best_epoch=r.best_epoch, attempt=r.attempt, activations=acts, normalization=norm, spec=spec)
+
+    def layers(self) -> list[Layer]:
+        """The model as export.Layer objects (weights, bias, activation, leaky slope)."""
+        return [Layer(w, b, act, slope) for (w, b), (act, slope) in zip(self.weights, self.activations)]
+
+    def save(self, path, metadata: Optional[dict] = None):
+        """Write .npz, .safetensors or .onnx (clients/export.py), with the normalisation."""
+        from .export import save
+        meta = {"job_id": self.job_id, "weights_sha256": self.weights_sha256, **(metadata or {})}
+        return save(path, self.layers(), self.normalization, meta)
+
+    def summary(self) -> dict:
+        """Everything but the weights and history, JSON-ready."""
+        return {"job_id": self.job_id, "state": self.state, "stop_reason": self.stop_reason,
+                "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "final": self.final,
+                "timings": self.timings, "weights_sha256": self.weights_sha256, "dtype": self.dtype,
+                "attempt": self.attempt,
+                "layers": [[int(w.shape[1]), int(w.shape[0]), act] for (w, _), (act, _) in
+                           zip(self.weights, self.activations)],
+                "normalization": None if self.normalization is None else self.normalization.kind}
