@@ -220,6 +220,9 @@ def _add_serve(sub) -> None:
                    help="seconds running jobs get to checkpoint on SIGTERM/SIGINT")
     p.add_argument("--no-warmup", action="store_true", help="do not load the engine's kernels at start")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--token", default=os.environ.get("FUSETRAIN_TOKEN", ""),
+                   help="require 'authorization: Bearer TOKEN' on every call (default $FUSETRAIN_TOKEN; "
+                        "clients send it with --token)")
     p.set_defaults(func=_serve)
 
 
@@ -239,7 +242,7 @@ def _serve(args) -> int:
                           threads_per_worker=threads, limits=limits,
                           checkpoint_seconds=args.checkpoint_seconds,
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,
-                          log_level=args.log_level)
+                          log_level=args.log_level, token=args.token)
     serve(config, example="train a job: " + EXAMPLE)
     return 0
 

@@ -40,6 +40,7 @@ class ServerConfig:
     rpc_threads: int = 16
     warmup: bool = True                  # load the Numba cache in each worker before it takes jobs
     log_level: str = "INFO"
+    token: str = ""                      # when set, fusetrain.v1 calls need 'authorization: Bearer <token>'
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -18,7 +18,7 @@ from fusetrain.v1 import service_pb2, service_pb2_grpc
 
 from .config import ServerConfig
 from .jobs import JobManager
-from .servicer import ErrorInterceptor, TrainingServicer
+from .servicer import ErrorInterceptor, TokenInterceptor, TrainingServicer
 
 log = logging.getLogger("fusetrain.server")
 
@@ -34,7 +34,7 @@ class Server:
         limit = config.limits.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
-            interceptors=[ErrorInterceptor()],
+            interceptors=([TokenInterceptor(config.token)] if config.token else []) + [ErrorInterceptor()],
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", -1),   # results of big models may be large
                      ("grpc.so_reuseport", 0)])

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 import grpc
@@ -80,6 +81,35 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kwargs)
         return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """With `fusetrain serve --token`: fusetrain.v1 calls must carry `authorization: Bearer <token>`
+    (UNAUTHENTICATED otherwise); health and reflection stay open."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith("/fusetrain."):
+            return handler
+        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(sent.encode(), self._expected):
+            return handler
+
+        def deny(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: send the header "
+                                                           "'authorization: Bearer <token>'")
+        kwargs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(deny, **kwargs)
+        return grpc.stream_stream_rpc_method_handler(deny, **kwargs)
 
 
 class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):

@@ -267,3 +267,22 @@ def test_watch_resumes_after_a_server_restart(tmp_path):
     assert [e.state for e in events if isinstance(e, StateEvent)][-1] == "SUCCEEDED"
     assert "QUEUED" in [e.state for e in events if isinstance(e, StateEvent)][2:]   # re-queued after the crash
     assert events[-2].epoch == 3000
+
+
+def test_a_server_with_a_token_refuses_calls_without_it(tmp_path, capsys):
+    from fusetrain.client import Unauthenticated
+    from fusetrain.client.cli import main
+
+    proc = ServerProcess(tmp_path, "--workers", "1", "--no-warmup", "--token", "s3cret")
+    try:
+        proc.wait_healthy()
+        with Client(proc.address, token="wrong", timeout=10) as c:
+            with pytest.raises(Unauthenticated) as exc:
+                c.server_info()
+        assert exc.value.code == grpc.StatusCode.UNAUTHENTICATED and "token" in exc.value.details
+        with Client(proc.address, token="s3cret", timeout=10) as c:
+            assert c.server_info().workers == 1
+        assert main(["jobs", "--server", proc.address]) == 5
+        assert main(["jobs", "--server", proc.address, "--token", "s3cret"]) == 0
+    finally:
+        proc.stop()
