@@ -2,9 +2,10 @@
 
 Every suite compiles (or loads from Numba's cache) in `setup`, never in the timed body:
 compilation has a suite of its own (bench_compile.py). One sample is one `engine.train`
-call over the shape's full data, plain SGD, fixed-seed synthetic data (XOR for tiny), with
-the issue's epochs except large, which trains 1 epoch instead of 2 so that one sample
-stays at a few seconds at most (see common.ASV_EPOCHS).
+call, plain SGD, fixed-seed synthetic data (XOR for tiny), with the issue's epochs and
+rows except for large (1 epoch of 30,000 rows instead of 2 of 60,000) and wide (1 epoch of
+10,000 rows instead of 20,000), so that one sample stays at a few seconds at most on a
+2-core machine (common.ASV_TRIM).
 """
 
 from __future__ import annotations

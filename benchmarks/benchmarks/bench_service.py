@@ -226,6 +226,6 @@ class ServiceBatch:
         seeds = 4 if common.smoke() else self.seeds
         rates = [seeds / self.server.run_batch(self.base, seeds)
                  for _ in range(1 if common.smoke() else self.batches)]
-        return statistics.median(rates)
+        return round(statistics.median(rates), 1)
 
     track_batch_jobs_per_second.unit = "jobs/s"

@@ -69,6 +69,7 @@ def test_bench_compare_flags_a_slowed_engine(tmp_path):
     env = dict(os.environ, BENCH=BENCH)
     env.setdefault("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))
     make = ["make", "--no-print-directory", "bench-compare", "BASE=HEAD~1", f"VENV={VENV}"]
+    os.utime(clone / "pyproject.toml", (0, 0))   # older than this .venv's install stamps
     dry = subprocess.run(make + ["-n"], cwd=clone, env=env, capture_output=True, text=True).stdout
     if "pip install" in dry:      # never install the clone into this .venv
         pytest.skip("this .venv is not installed from the current pyproject.toml: run `make bench` first")
