@@ -150,13 +150,14 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
         return EXIT_JOB_FAILED if failed else EXIT_OK
     names = [name for name, _ in sw.axes]
     columns = ["#", "job", *[_short(n) for n in names], "state", "epochs", "train_loss", "train_acc",
-               "val_loss", "val_acc", "train"]
+               "val_loss", "val_acc", "train_ms"]
     table = []
     for i, r in enumerate(ranked, 1):
         f = r["final"]
         table.append([i, r["job_id"], *[_fmt(r["overrides"].get(n)) for n in names], r["state"], r["epochs"],
                       out.num(f.get("train_loss")), out.pct(f.get("train_accuracy")), out.num(f.get("val_loss")),
-                      out.pct(f.get("val_accuracy")), out.seconds(r["timings"].get("train"))])
+                      out.pct(f.get("val_accuracy")),
+                      "" if r["timings"].get("train") is None else f"{1e3 * r['timings']['train']:.1f}"])
     out.table(f"results, sorted by {metric}", columns, table)
     for entry in cv:
         where = ", ".join(f"{_short(k)}={_fmt(v)}" for k, v in entry["overrides"].items())

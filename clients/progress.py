@@ -13,7 +13,7 @@ from typing import Optional
 def _console(console=None):
     from rich.console import Console
     import sys
-    return console or Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    return console or Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
 
 def _pct(value: Optional[float]) -> str:
@@ -51,7 +51,7 @@ class JobProgress:
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
-            BarColumn(bar_width=30), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+            BarColumn(bar_width=20), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
             TimeRemainingColumn(), console=_console(console), transient=False)
         self.progress.start()
         self.task = self.progress.add_task(name or "training", total=total or 1, stats="queued")
