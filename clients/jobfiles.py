@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -200,7 +201,7 @@ def _path(text: str, base_dir: Path, where: str) -> Path:
     if not text:
         raise SpecError(f"{where}: is empty")
     path = Path(text).expanduser()
-    path = path if path.is_absolute() else base_dir / path
+    path = Path(os.path.normpath(path if path.is_absolute() else base_dir / path))
     if not path.exists():
         raise SpecError(f"{where}: {path} not found; put the file there or pass "
                         f"--set {where}=PATH")
