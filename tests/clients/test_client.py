@@ -120,7 +120,8 @@ def test_errors_carry_the_code_and_the_servers_message(client):
     job = client.submit(xor_dict(epochs=200_000), XOR_X, XOR_Y)
     with pytest.raises(FailedPrecondition):
         client.result(job.id)
-    client.cancel(job.id, force=True)
+    assert client.cancel(job.id, force=True).state in ("QUEUED", "CANCELLING", "CANCELLED")
+    assert client.wait(job.id).state == "CANCELLED"
 
 
 def test_only_unavailable_is_retried(client, monkeypatch):
