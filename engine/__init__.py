@@ -7,13 +7,14 @@ Public API:
     predict(model, weights, x) -> np.ndarray
     evaluate(model, weights, x, y) -> dict(loss=..., accuracy=...)
     warmup(dtypes=("float32", "float64")) -> seconds spent compiling or loading from cache
+    split_validation(config, x, y) -> (x, y, x_val, y_val): the rows `train` holds out
 """
 
 from .errors import EngineError, InvalidData, InvalidSpec, LimitExceeded
 from .registry import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
 from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
 from .spec import EarlyStopping, LayerSpec, Limits, ModelSpec, OptimizerSpec, ScheduleSpec, TrainConfig
-from .trainer import evaluate, predict, train
+from .trainer import evaluate, predict, split_validation, train
 from .many import train_many
 from .warm import warmup
 
@@ -22,5 +23,5 @@ __all__ = [
     "OPTIMIZERS", "SCHEDULES", "STOPPED", "EarlyStopping", "EngineError", "EpochMetrics",
     "InvalidData", "InvalidSpec", "LayerSpec", "LimitExceeded", "Limits", "ModelSpec",
     "OptimizerSpec", "ScheduleSpec", "TrainConfig", "TrainResult", "TrainState", "evaluate",
-    "predict", "train", "train_many", "warmup",
+    "predict", "split_validation", "train", "train_many", "warmup",
 ]

@@ -9,6 +9,7 @@ No grpc, no database: it reads its dataset and checkpoint files and returns plai
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import operator
@@ -22,7 +23,7 @@ from fusetrain import engine
 from fusetrain.v1 import job_pb2
 
 from . import executor as ex
-from .dataprep import fit_normalization, normalize, split_folds
+from .dataprep import fit_normalization, normalization_kind, normalize, split_folds
 from .files import Files
 from .messages import result_message
 from .specs import engine_limits, load_source, to_engine
@@ -75,6 +76,11 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         x_val, y_val = load_source(spec.data.validation, "data.validation", path)
     if spec.data.HasField("cross_validation"):
         x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
+    if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
+        # Fit the normalisation on the training rows only: hold out the very rows the engine
+        # would (its own split, same seed) and hand them over as a separate validation set.
+        x, y, x_val, y_val = engine.split_validation(job.config, x, y)
+        job.config = dataclasses.replace(job.config, validation_fraction=0.0)
     norm = fit_normalization(spec.model.normalization, x, job.model.dtype)
     if norm is not None:
         x = normalize(x, norm[1], norm[2], job.model.dtype)

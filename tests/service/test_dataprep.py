@@ -108,6 +108,29 @@ def test_cross_validation_holds_out_one_fold(local):
     assert result.final.val_accuracy == pytest.approx(acc)
 
 
+def test_validation_fraction_rows_stay_out_of_the_normalization(local):
+    x, y = data(80)
+    ds = upload(local, npz_bytes(x=x, y=y))
+    job = local.SubmitJob(pb.SubmitJobRequest(spec=spec(
+        ds.id, **{"training.validation_fraction": 0.25, "model.normalization": {"kind": "minmax"}})))
+    assert wait_done(local, job.id).state == pb.SUCCEEDED
+    result = local.GetResult(pb.GetResultRequest(job_id=job.id))
+    config = engine.TrainConfig(epochs=20, batch_size=8, seed=3, validation_fraction=0.25)
+    x_train, y_train, x_val, y_val = engine.split_validation(config, x, y)
+    shift = tensor_to_array(result.normalization.shift, "shift")
+    scale = tensor_to_array(result.normalization.scale, "scale")
+    np.testing.assert_allclose(shift, x_train.min(axis=0).astype(np.float32))      # the training rows only
+    assert not np.allclose(shift, x.min(axis=0).astype(np.float32))
+    # Same weights as the engine holding out those rows itself from pre-normalised data.
+    model = engine.ModelSpec(3, [engine.LayerSpec(4, "tanh"), engine.LayerSpec(3, "softmax")],
+                             loss="softmax_cross_entropy", seed=2)
+    direct = engine.train(model, engine.OptimizerSpec("adam", learning_rate=0.05), config,
+                          normalize(x, shift, scale, "float32"), y)
+    for (w, _), layer in zip(direct.weights, result.layers):
+        assert w.tobytes() == tensor_to_array(layer.weights, "w").tobytes()
+    assert result.final.val_accuracy == pytest.approx(direct.final["val_accuracy"])
+
+
 @pytest.mark.parametrize("extra,field", [
     ({"model.normalization": {"kind": "zscore"}}, "model.normalization.kind"),
     ({"model.normalization": {"kind": "minmax", "shift": {"values": [1, 2]}, "scale": {"values": [1, 2]}}},
