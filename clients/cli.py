@@ -53,6 +53,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--token", default=None, help="sent as 'authorization: Bearer TOKEN' (default $FUSETRAIN_TOKEN)")
     g.add_argument("--tls", nargs="?", const=True, default=None, metavar="CA.pem",
                    help="use TLS (with the system's roots, or this root certificate)")
+    g.add_argument("--tls-cert", default=None, metavar="CERT.pem",
+                   help="client certificate for a server that asks for one (with --tls-key)")
+    g.add_argument("--tls-key", default=None, metavar="KEY.pem", help="the client certificate's key")
     g.add_argument("--timeout", type=float, default=30.0, help="deadline of each call in seconds (default 30)")
     g.add_argument("--json", action="store_true", help="machine-readable JSON on stdout instead of tables")
     return p
@@ -223,6 +226,15 @@ def _add_serve(sub) -> None:
     p.add_argument("--token", default=os.environ.get("FUSETRAIN_TOKEN", ""),
                    help="require 'authorization: Bearer TOKEN' on every call (default $FUSETRAIN_TOKEN; "
                         "clients send it with --token)")
+    p.add_argument("--token-file", type=Path, default=os.environ.get("FUSETRAIN_TOKEN_FILE") or None,
+                   help="tokens, one 'NAME TOKEN' (or 'TOKEN') a line; each owner sees only its own jobs "
+                        "(default $FUSETRAIN_TOKEN_FILE)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="serve an address other than loopback without tokens (refused otherwise)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate (chain) of the server: serve TLS")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", type=Path,
+                   help="PEM CA certificate: clients must present a certificate it signed (mutual TLS)")
     p.set_defaults(func=_serve)
 
 
@@ -242,8 +254,15 @@ def _serve(args) -> int:
                           threads_per_worker=threads, limits=limits,
                           checkpoint_seconds=args.checkpoint_seconds,
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,
-                          log_level=args.log_level, token=args.token)
-    serve(config, example="train a job: " + EXAMPLE)
+                          log_level=args.log_level, token=args.token, token_file=args.token_file,
+                          allow_unauthenticated=args.allow_unauthenticated, tls_cert=args.tls_cert,
+                          tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+    from fusetrain.service.auth import AuthConfigError
+    try:
+        serve(config, example="train a job: " + EXAMPLE)
+    except AuthConfigError as exc:
+        print(f"fusetrain serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

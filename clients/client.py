@@ -44,13 +44,15 @@ class Client:
     address: host:port (default $FUSETRAIN_SERVER or 127.0.0.1:50051). token: sent as
     `authorization: Bearer <token>` (default $FUSETRAIN_TOKEN). tls: None/False for plaintext,
     True for TLS with the system's roots, a path to a PEM root certificate, or
-    grpc.ChannelCredentials. timeout: the deadline of each call in seconds. retries: attempts
+    grpc.ChannelCredentials; cert and key: PEM files of a client certificate, for a server that
+    asks for one (mutual TLS; they imply tls=True). timeout: the deadline of each call in seconds. retries: attempts
     of a call that gets UNAVAILABLE, with backoff from `backoff` seconds doubling to 5 s.
     """
 
     def __init__(self, address: Optional[str] = None, token: Optional[str] = None, tls=None,
                  timeout: float = 30.0, retries: int = 6, backoff: float = 0.1,
-                 reconnect_seconds: float = 120.0, options: Optional[list] = None):
+                 reconnect_seconds: float = 120.0, options: Optional[list] = None,
+                 cert: Optional[Union[str, Path]] = None, key: Optional[Union[str, Path]] = None):
         self.address = address or default_address()
         token = token if token is not None else os.environ.get("FUSETRAIN_TOKEN") or None
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -60,13 +62,16 @@ class Client:
         self.reconnect_seconds = reconnect_seconds
         opts = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
                 *(options or [])]
-        if tls:
+        if tls or cert or key:
+            if (cert is None) != (key is None):
+                raise errors.SpecError("a client certificate needs both cert and key")
+            chain = (Path(key).read_bytes(), Path(cert).read_bytes()) if cert else (None, None)
             if isinstance(tls, grpc.ChannelCredentials):
                 creds = tls
-            elif tls is True:
-                creds = grpc.ssl_channel_credentials()
+            elif tls is True or not tls:
+                creds = grpc.ssl_channel_credentials(None, *chain)
             else:
-                creds = grpc.ssl_channel_credentials(root_certificates=Path(tls).read_bytes())
+                creds = grpc.ssl_channel_credentials(Path(tls).read_bytes(), *chain)
             self.channel = grpc.secure_channel(self.address, creds, options=opts)
         else:
             self.channel = grpc.insecure_channel(self.address, options=opts)

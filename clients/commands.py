@@ -22,7 +22,8 @@ EXIT_OK, EXIT_JOB_FAILED = 0, 1
 
 
 def client_of(args) -> Client:
-    return Client(args.server, token=args.token, tls=args.tls or None, timeout=args.timeout)
+    return Client(args.server, token=args.token, tls=args.tls or None, timeout=args.timeout,
+                  cert=getattr(args, "tls_cert", None), key=getattr(args, "tls_key", None))
 
 
 def overrides_of(args) -> dict:

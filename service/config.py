@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 
 def default_workers() -> int:
@@ -41,6 +42,11 @@ class ServerConfig:
     warmup: bool = True                  # load the Numba cache in each worker before it takes jobs
     log_level: str = "INFO"
     token: str = ""                      # when set, fusetrain.v1 calls need 'authorization: Bearer <token>'
+    token_file: Optional[Path] = None    # more tokens, one 'NAME TOKEN' a line (auth.load_tokens)
+    allow_unauthenticated: bool = False  # serve a non-loopback address without tokens
+    tls_cert: Optional[Path] = None      # PEM server certificate (chain) and its key: serve TLS
+    tls_key: Optional[Path] = None
+    tls_client_ca: Optional[Path] = None # PEM CA: clients must present a certificate it signed
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

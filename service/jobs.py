@@ -171,30 +171,30 @@ class JobManager:
         return lookup
 
     def _new_row(self, spec: job_pb2.JobSpec, job: EngineJob, request_id: str, batch_id: str,
-                 now: float) -> dict:
+                 now: float, owner: Optional[str] = None) -> dict:
         data = spec.SerializeToString(deterministic=True)
-        return {"id": uuid.uuid4().hex[:20], "state": pb.QUEUED, "spec": data,
-                "spec_sha": hashlib.sha256(data).hexdigest(), "request_id": request_id or None,
+        return {"id": uuid.uuid4().hex[:20], "state": pb.QUEUED, "spec": data, "owner": owner or "",
+                "spec_sha": hashlib.sha256(data).hexdigest(), "request_id": _scoped(request_id, owner),
                 "batch_id": batch_id or None, "name": spec.name, "labels": dict(spec.labels),
                 "epochs_total": job.config.epochs, "created_at": now,
                 "failure_reason": 0, "message": "", "attempt": 0, "epochs_done": 0, "latest": None,
                 "started_at": None, "finished_at": None, "result_sha": None, "checkpoint_sha": None,
                 "next_seq": 1}
 
-    def submit(self, spec: job_pb2.JobSpec, request_id: str = "") -> pb.Job:
+    def submit(self, spec: job_pb2.JobSpec, request_id: str = "", owner: Optional[str] = None) -> pb.Job:
         self._check_open()
         job = self._validate(spec, self._lookup())
         now = time.time()
-        row = self._new_row(spec, job, request_id, "", now)
+        row = self._new_row(spec, job, request_id, "", now, owner)
         with self.store.tx() as tx:
             if request_id:
-                existing = tx.job_by_request(request_id)
+                existing = tx.job_by_request(row["request_id"])
                 if existing is not None:
                     if existing["spec_sha"] != row["spec_sha"]:
                         raise AlreadyExists(f"request_id {request_id!r} was used for job {existing['id']} "
                                             f"with a different spec")
                     return job_message(existing)
-            self._check_room(tx, 1)
+            self._check_room(tx, 1, owner)
             tx.insert_job(row)
             self._emit(tx, row["id"], [state_event(row["id"], pb.QUEUED, now)])
         self._notify()
@@ -203,7 +203,7 @@ class JobManager:
         self._start(row, job)
         return job_message(row)
 
-    def submit_batch(self, req: pb.SubmitJobsRequest) -> pb.SubmitJobsResponse:
+    def submit_batch(self, req: pb.SubmitJobsRequest, owner: Optional[str] = None) -> pb.SubmitJobsResponse:
         self._check_open()
         if req.specs and (req.HasField("base") or req.grid):
             raise InvalidArgument("specs", "give either a list of specs, or a base spec and a grid")
@@ -232,28 +232,28 @@ class JobManager:
         request_sha = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
         batch_id = "batch-" + uuid.uuid4().hex[:16]
         now = time.time()
-        rows = [self._new_row(spec, job, "", batch_id, now) for spec, job in zip(specs, jobs)]
+        rows = [self._new_row(spec, job, "", batch_id, now, owner) for spec, job in zip(specs, jobs)]
         with self.store.tx() as tx:
             if req.request_id:
-                existing = tx.batch_by_request(req.request_id)
+                existing = tx.batch_by_request(_scoped(req.request_id, owner))
                 if existing is not None:
                     if existing["request_sha"] != request_sha:
                         raise AlreadyExists(f"request_id {req.request_id!r} was used for batch "
                                             f"{existing['id']} with a different request")
                     old = [job_message(tx.job(i)) for i in existing["job_ids"] if tx.job(i)]
                     return pb.SubmitJobsResponse(batch_id=existing["id"], jobs=old)
-            self._check_room(tx, len(rows))
+            self._check_room(tx, len(rows), owner)
             for row in rows:
                 tx.insert_job(row)
                 self._emit(tx, row["id"], [state_event(row["id"], pb.QUEUED, now)])
-            tx.insert_batch(batch_id, req.request_id or None, request_sha, [r["id"] for r in rows])
+            tx.insert_batch(batch_id, _scoped(req.request_id, owner), request_sha, [r["id"] for r in rows])
         self._notify()
         log.info("batch %s QUEUED %d jobs", batch_id, len(rows))
         for row, job in zip(rows, jobs):
             self._start(row, job)
         return pb.SubmitJobsResponse(batch_id=batch_id, jobs=[job_message(r) for r in rows])
 
-    def _check_room(self, tx, count: int) -> None:
+    def _check_room(self, tx, count: int, owner: Optional[str] = None) -> None:
         active = tx.count_active()
         if active + count > self.limits.max_queued_jobs:
             raise ResourceExhausted("queue", f"{active} jobs are queued or running; the limit is "
@@ -274,16 +274,17 @@ class JobManager:
 
     # ------------------------------------------------------------------------------ reads
 
-    def _row(self, job_id: str) -> dict:
+    def _row(self, job_id: str, owner: Optional[str] = None) -> dict:
+        """The job's row; NotFound when it does not exist or belongs to another owner."""
         row = self.store.job(job_id) if job_id else None
-        if row is None:
+        if row is None or not _owns(owner, row):
             raise NotFound(f"job {job_id!r} not found")
         return row
 
-    def get(self, job_id: str) -> pb.Job:
-        return job_message(self._row(job_id))
+    def get(self, job_id: str, owner: Optional[str] = None) -> pb.Job:
+        return job_message(self._row(job_id, owner))
 
-    def list(self, req: pb.ListJobsRequest) -> pb.ListJobsResponse:
+    def list(self, req: pb.ListJobsRequest, owner: Optional[str] = None) -> pb.ListJobsResponse:
         size = req.page_size or 100
         if size < 0 or size > 1000:
             raise InvalidArgument("page_size", f"must be between 1 and 1000, got {size}")
@@ -292,17 +293,18 @@ class JobManager:
             if not req.page_token.isdigit():
                 raise InvalidArgument("page_token", "not a token returned by ListJobs")
             before = int(req.page_token)
-        rows = self.store.list_jobs(list(req.states), dict(req.labels), req.batch_id, before, size + 1)
+        rows = self.store.list_jobs(list(req.states), dict(req.labels), req.batch_id, before, size + 1,
+                                    owner=owner)
         more = len(rows) > size
         rows = rows[:size]
         return pb.ListJobsResponse(jobs=[job_message(r, req.include_spec) for r in rows],
                                    next_page_token=str(rows[-1]["seq"]) if more else "")
 
-    def watch(self, job_id: str, after: int, active: Callable[[], bool] = lambda: True
-              ) -> Iterator[list]:
+    def watch(self, job_id: str, after: int, active: Callable[[], bool] = lambda: True,
+              owner: Optional[str] = None) -> Iterator[list]:
         """Lists of the events after sequence `after`, as they become ready, until the job's final
         state has been sent (at most WATCH_BATCH events a list)."""
-        self._row(job_id)
+        self._row(job_id, owner)
         if after < 0:
             raise InvalidArgument("after_sequence", "must be 0 or more")
         last = after
@@ -330,8 +332,8 @@ class JobManager:
             if self._closed:
                 return
 
-    def result(self, job_id: str) -> pb.JobResult:
-        row = self._row(job_id)
+    def result(self, job_id: str, owner: Optional[str] = None) -> pb.JobResult:
+        row = self._row(job_id, owner)
         if not row["result_sha"]:
             if row["state"] in ACTIVE:
                 raise FailedPrecondition(f"job {job_id} is {state_name(row['state'])}; its result is "
@@ -346,8 +348,8 @@ class JobManager:
             msg.timings.total_seconds = max(0.0, row["finished_at"] - row["created_at"])
         return msg
 
-    def predict(self, job_id: str, x: job_pb2.Tensor) -> pb.PredictResponse:
-        row = self._row(job_id)
+    def predict(self, job_id: str, x: job_pb2.Tensor, owner: Optional[str] = None) -> pb.PredictResponse:
+        row = self._row(job_id, owner)
         if not row["result_sha"]:
             raise FailedPrecondition(f"job {job_id} is {state_name(row['state'])} and has no trained "
                                      f"weights to predict with")
@@ -376,8 +378,8 @@ class JobManager:
 
     # ---------------------------------------------------------------------- cancel, delete
 
-    def cancel(self, job_id: str, force: bool = False) -> pb.Job:
-        row = self._row(job_id)
+    def cancel(self, job_id: str, force: bool = False, owner: Optional[str] = None) -> pb.Job:
+        row = self._row(job_id, owner)
         if row["state"] in TERMINAL:
             return job_message(row)
         answer = self.executor.cancel(job_id, force)
@@ -402,10 +404,10 @@ class JobManager:
         log.info("job %s %s (cancel%s)", job_id, state_name(row["state"]), ", force" if force else "")
         return job_message(row)
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, owner: Optional[str] = None) -> None:
         with self.store.tx() as tx:
             row = tx.job(job_id) if job_id else None
-            if row is None:
+            if row is None or not _owns(owner, row):
                 raise NotFound(f"job {job_id!r} not found")
             if row["state"] in ACTIVE:
                 raise FailedPrecondition(f"job {job_id} is {state_name(row['state'])}; cancel it first")
@@ -596,6 +598,18 @@ class JobManager:
         self._closed = True
         self._notify()
         self.store.close()
+
+
+def _scoped(request_id: str, owner: Optional[str]) -> Optional[str]:
+    """A request id as stored: each owner has its own request ids."""
+    if not request_id:
+        return None
+    return f"{owner}/{request_id}" if owner else request_id
+
+
+def _owns(owner: Optional[str], row: dict) -> bool:
+    """Whether a caller (None: authentication off) may see a job."""
+    return owner is None or row.get("owner", "") == owner
 
 
 def _resolved(outcome: ex.Outcome):

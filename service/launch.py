@@ -48,12 +48,14 @@ class ServerProcess:
         for line in self.proc.stderr:
             self.log.append(line.rstrip("\n"))
 
-    def wait_healthy(self, timeout: float = 300.0) -> float:
-        """Block until grpc.health.v1 answers SERVING; return seconds since the process started."""
+    def wait_healthy(self, timeout: float = 300.0, credentials=None) -> float:
+        """Block until grpc.health.v1 answers SERVING; return seconds since the process started.
+        `credentials`: grpc.ChannelCredentials for a server started with --tls-cert."""
         end = time.monotonic() + timeout
         if not self._found.wait(timeout) or self.address is None:
             raise RuntimeError("the server did not start:\n" + "\n".join(self.log[-30:]))
-        with grpc.insecure_channel(self.address) as channel:
+        with (grpc.secure_channel(self.address, credentials) if credentials is not None
+              else grpc.insecure_channel(self.address)) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < end:
                 if self.proc.poll() is not None:

@@ -60,7 +60,10 @@ def _finite(value) -> float:
 
 
 def job_message(row: dict, include_spec: bool = True) -> pb.Job:
-    job = pb.Job(id=row["id"], state=row["state"], request_id=row["request_id"] or "",
+    request_id, owner = row["request_id"] or "", row.get("owner") or ""
+    if owner and request_id.startswith(owner + "/"):     # stored per owner (jobs._scoped)
+        request_id = request_id[len(owner) + 1:]
+    job = pb.Job(id=row["id"], state=row["state"], request_id=request_id,
                  batch_id=row["batch_id"] or "", failure_reason=row["failure_reason"],
                  message=row["message"], attempt=row["attempt"], epochs_done=row["epochs_done"],
                  epochs_total=row["epochs_total"], has_result=bool(row["result_sha"]), name=row["name"],

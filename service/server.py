@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from fusetrain.v1 import service_pb2, service_pb2_grpc
 
+from .auth import check_bind, load_tokens, server_credentials
 from .config import ServerConfig
 from .jobs import JobManager
 from .servicer import ErrorInterceptor, TokenInterceptor, TrainingServicer
@@ -30,11 +31,14 @@ class Server:
 
     def __init__(self, config: ServerConfig, executor_factory=None):
         self.config = config
+        self.tokens = load_tokens(config.token, config.token_file)
+        check_bind(config.address, self.tokens, config.allow_unauthenticated)
+        credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
         self.manager = JobManager(config, executor_factory)
         limit = config.limits.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
-            interceptors=([TokenInterceptor(config.token)] if config.token else []) + [ErrorInterceptor()],
+            interceptors=([TokenInterceptor(self.tokens)] if self.tokens else []) + [ErrorInterceptor()],
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", -1),   # results of big models may be large
                      ("grpc.so_reuseport", 0)])
@@ -45,7 +49,8 @@ class Server:
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc)
-        self.port = self.grpc.add_insecure_port(config.address)
+        self.port = (self.grpc.add_secure_port(config.address, credentials) if credentials is not None
+                     else self.grpc.add_insecure_port(config.address))
         if self.port == 0:
             raise OSError(f"cannot listen on {config.address}")
         host = config.address.rsplit(":", 1)[0]

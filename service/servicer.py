@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 import grpc
@@ -14,6 +13,7 @@ from fusetrain import engine
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 
 from . import errors
+from .auth import TokenInterceptor, current_owner  # noqa: F401 -- TokenInterceptor re-exported
 from .jobs import JobManager
 
 log = logging.getLogger("fusetrain.servicer")
@@ -83,35 +83,6 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kwargs)
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """With `fusetrain serve --token`: fusetrain.v1 calls must carry `authorization: Bearer <token>`
-    (UNAUTHENTICATED otherwise); health and reflection stay open."""
-
-    def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith("/fusetrain."):
-            return handler
-        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(sent.encode(), self._expected):
-            return handler
-
-        def deny(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: send the header "
-                                                           "'authorization: Bearer <token>'")
-        kwargs = {"request_deserializer": handler.request_deserializer,
-                  "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(deny, **kwargs)
-        return grpc.stream_stream_rpc_method_handler(deny, **kwargs)
-
-
 class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
     def __init__(self, manager: JobManager):
         self.jobs = manager
@@ -126,30 +97,31 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
         return self.jobs.dataset(request.dataset_id)
 
     def SubmitJob(self, request, context):
-        return self.jobs.submit(request.spec, request.request_id)
+        return self.jobs.submit(request.spec, request.request_id, owner=current_owner())
 
     def SubmitJobs(self, request, context):
-        return self.jobs.submit_batch(request)
+        return self.jobs.submit_batch(request, owner=current_owner())
 
     def GetJob(self, request, context):
-        return self.jobs.get(request.job_id)
+        return self.jobs.get(request.job_id, owner=current_owner())
 
     def ListJobs(self, request, context):
-        return self.jobs.list(request)
+        return self.jobs.list(request, owner=current_owner())
 
     def WatchJob(self, request, context):
-        for events in self.jobs.watch(request.job_id, request.after_sequence, context.is_active):
+        owner = current_owner()
+        for events in self.jobs.watch(request.job_id, request.after_sequence, context.is_active, owner=owner):
             yield pb.WatchJobResponse(events=events)
 
     def CancelJob(self, request, context):
-        return self.jobs.cancel(request.job_id, request.force)
+        return self.jobs.cancel(request.job_id, request.force, owner=current_owner())
 
     def DeleteJob(self, request, context):
-        self.jobs.delete(request.job_id)
+        self.jobs.delete(request.job_id, owner=current_owner())
         return pb.DeleteJobResponse()
 
     def GetResult(self, request, context):
-        return self.jobs.result(request.job_id)
+        return self.jobs.result(request.job_id, owner=current_owner())
 
     def Predict(self, request, context):
-        return self.jobs.predict(request.job_id, request.x)
+        return self.jobs.predict(request.job_id, request.x, owner=current_owner())

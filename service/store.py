@@ -19,7 +19,7 @@ from typing import Iterable, Optional
 
 from .files import Files
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: jobs.owner
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at    REAL,
     result_sha     TEXT,                               -- results/<sha>.pb
     checkpoint_sha TEXT,                               -- checkpoints/<sha>.npz
-    next_seq       INTEGER NOT NULL DEFAULT 1          -- next event sequence number
+    next_seq       INTEGER NOT NULL DEFAULT 1,         -- next event sequence number
+    owner          TEXT NOT NULL DEFAULT ''            -- the token's owner ('' without authentication)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, seq);
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS batches (
 
 JOB_COLUMNS = ("seq", "id", "state", "spec", "spec_sha", "request_id", "batch_id", "name", "labels",
                "failure_reason", "message", "attempt", "epochs_done", "epochs_total", "latest",
-               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq")
+               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq", "owner")
 
 
 def pack_events(payloads: Iterable[bytes]) -> bytes:
@@ -115,8 +116,11 @@ class Tx:
         return _job_row(self.c.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE request_id = ?",
                                        (request_id,)).fetchone())
 
-    def count_active(self) -> int:
-        return self.c.execute("SELECT COUNT(*) FROM jobs WHERE state IN (1, 2, 3)").fetchone()[0]
+    def count_active(self, owner: Optional[str] = None) -> int:
+        if owner is None:
+            return self.c.execute("SELECT COUNT(*) FROM jobs WHERE state IN (1, 2, 3)").fetchone()[0]
+        return self.c.execute("SELECT COUNT(*) FROM jobs WHERE state IN (1, 2, 3) AND owner = ?",
+                              (owner,)).fetchone()[0]
 
     def reserve_sequences(self, job_id: str, count: int) -> int:
         """Take `count` event sequence numbers of a job; return the first."""
@@ -172,6 +176,9 @@ class Store:
                 if statement.strip():
                     tx.c.execute(statement)
             version = tx.c.execute("PRAGMA user_version").fetchone()[0]
+            if version == 1:     # a store made before jobs had owners: they belong to no token
+                tx.c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                version = 0
             if version == 0:
                 tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
@@ -215,8 +222,11 @@ class Store:
         return [out[i] for i in ids if i in out]
 
     def list_jobs(self, states: list[int], labels: dict, batch_id: str, before_seq: Optional[int],
-                  limit: int) -> list[dict]:
+                  limit: int, owner: Optional[str] = None) -> list[dict]:
         where, args = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if states:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             args += states
