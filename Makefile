@@ -65,6 +65,23 @@ $(COMPARE_STAMP): $(STAMP)
 compare: $(COMPARE_STAMP)
 	$(PY) benchmarks/compare.py $(ARGS)
 
+# The Ray backend (the .[ray] extra, docs/SCALING.md): the executor contract suite on both backends
+# with a private Ray on 127.0.0.1 started and stopped by the tests, and the 200-job sweep local vs Ray
+# (options: make bench-ray ARGS="--jobs 50").
+.PHONY: test-ray bench-ray
+RAY_STAMP := $(VENV)/.ray-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[ray]'
+	rm -f $(VENV)/.ray-*
+	touch $@
+
+test-ray: $(RAY_STAMP)
+	FUSETRAIN_TEST_RAY=1 $(PY) -m pytest -q tests/contract
+
+bench-ray: $(RAY_STAMP)
+	$(PY) benchmarks/ray_sweep.py $(ARGS)
+
 # MNIST 784-256-10 with the engine (needs ../shared/datasets/mnist; says so and exits 0 without).
 mnist: $(STAMP)
 	$(PY) benchmarks/mnist.py $(ARGS)

@@ -211,6 +211,14 @@ def _add_serve(sub) -> None:
     p.add_argument("--threads-per-worker", type=int, default=1, help="threads of each job (default 1)")
     p.add_argument("--workers", type=int, default=None,
                    help=f"worker processes (default: cores / threads per worker = {cores} here)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where jobs run: local worker processes (default) or a Ray cluster (the ray extra)")
+    p.add_argument("--ray-address", default="local", metavar="ADDR",
+                   help="with --executor ray: 'local' starts a private single-node Ray on 127.0.0.1 with "
+                        "workers x threads CPUs (default); else HOST:PORT of a cluster's head, or 'auto'")
+    p.add_argument("--ray-max-retries", type=int, default=0, metavar="N",
+                   help="with --executor ray: run a job again up to N times when its worker or node dies "
+                        "(default 0: it fails with WORKER_CRASHED)")
     p.add_argument("--max-message-bytes", type=int, help="largest gRPC message accepted")
     p.add_argument("--max-dataset-bytes", type=int, help="largest uploaded dataset")
     p.add_argument("--max-parameters", type=int, help="largest model (weights and biases)")
@@ -251,6 +259,8 @@ def _serve(args) -> int:
     threads = max(1, args.threads_per_worker)
     workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
     config = ServerConfig(address=args.address, data_dir=args.data_dir, workers=workers,
+                          executor=args.executor, ray_address=args.ray_address,
+                          ray_max_retries=args.ray_max_retries,
                           threads_per_worker=threads, limits=limits,
                           checkpoint_seconds=args.checkpoint_seconds,
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,

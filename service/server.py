@@ -34,7 +34,7 @@ class Server:
         self.tokens = load_tokens(config.token, config.token_file)
         check_bind(config.address, self.tokens, config.allow_unauthenticated)
         credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
-        self.manager = JobManager(config, executor_factory)
+        self.manager = JobManager(config, executor_factory or ray_factory(config))
         limit = config.limits.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
@@ -91,6 +91,19 @@ class Server:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+
+def ray_factory(config: ServerConfig):
+    """The executor factory of `--executor ray` (Ray is imported only then); None otherwise."""
+    if config.executor != "ray":
+        return None
+
+    def factory(progress):
+        from .ray_executor import RayExecutor
+        return RayExecutor(progress, address=config.ray_address, workers=config.workers,
+                           threads_per_worker=config.threads_per_worker, max_retries=config.ray_max_retries,
+                           force_grace=config.force_grace_seconds, warmup=config.warmup)
+    return factory
 
 
 def serve(config: ServerConfig, example: Optional[str] = None) -> None:

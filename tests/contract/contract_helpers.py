@@ -1,0 +1,50 @@
+"""Helpers of the contract suite: tasks, an in-process reference run, result comparison."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+
+import numpy as np
+
+from fusetrain.service import executor as ex
+from fusetrain.service.config import ServiceLimits
+from fusetrain.service.jobfn import run_job
+
+LIMITS = ServiceLimits(max_epochs=10_000_000, max_job_seconds=600)
+_ids = itertools.count(1)
+_data_dir = tempfile.mkdtemp(prefix="fusetrain-contract-")
+
+
+def task(spec, threads: int = 1, time_limit: float = 600.0) -> ex.Task:
+    """One attempt of a new job of `spec` (inline data: no dataset files needed)."""
+    return ex.Task(job_id=f"contract-{next(_ids)}", attempt=1, spec=spec.SerializeToString(),
+                   data_dir=_data_dir, threads=threads, time_limit=time_limit, checkpoint_seconds=60.0,
+                   limits=LIMITS, threads_per_worker=1)
+
+
+class _Quiet:
+    def report(self, kind, payload):
+        pass
+
+    def stop_requested(self):
+        return None
+
+
+def reference(t: ex.Task) -> ex.Outcome:
+    """The same attempt run here, in this process, by the same job function."""
+    return run_job(t, _Quiet())
+
+
+# History columns that are measured times, not results.
+_TIMED = [ex.METRIC_FIELDS.index("seconds"), ex.METRIC_FIELDS.index("samples_per_second")]
+
+
+def assert_same_result(a: ex.Outcome, b: ex.Outcome) -> None:
+    """Bit-identical weights, biases and metrics (all but the timings)."""
+    assert a.status == b.status and a.result is not None and b.result is not None
+    for (wa, ba), (wb, bb) in zip(a.result["weights"], b.result["weights"], strict=True):
+        assert wa.dtype == wb.dtype and wa.tobytes() == wb.tobytes() and ba.tobytes() == bb.tobytes()
+    ha, hb = np.delete(a.result["history"], _TIMED, axis=1), np.delete(b.result["history"], _TIMED, axis=1)
+    assert ha.tobytes() == hb.tobytes()
+    assert a.result["epochs_run"] == b.result["epochs_run"]
