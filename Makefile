@@ -135,3 +135,9 @@ bench-compare: $(BENCH_STAMP)
 	$(ASV) machine --yes > /dev/null
 	$(ASV) continuous --factor $(FACTOR) --show-stderr \
 		--bench "$$COMPARE_BENCH" $(ASV_ARGS) $(BASE) HEAD
+
+# Reliability proofs at full size (tests/reliability, docs/RELIABILITY.md); each prints its figures.
+.PHONY: fuzz soak load
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	FUSETRAIN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability/test_fuzz.py

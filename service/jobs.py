@@ -288,6 +288,9 @@ class JobManager:
         size = req.page_size or 100
         if size < 0 or size > 1000:
             raise InvalidArgument("page_size", f"must be between 1 and 1000, got {size}")
+        for state in req.states:
+            if state not in pb.JobState.values() or state == pb.JOB_STATE_UNSPECIFIED:
+                raise InvalidArgument("states", f"unknown job state {state}")
         before = None
         if req.page_token:
             if not req.page_token.isdigit():

@@ -47,8 +47,40 @@ def _abort(exc: BaseException, context, method: str) -> None:
     context.abort(*mapped)
 
 
+class _Malformed:
+    """What a request that is not a valid message deserializes to (gRPC would answer INTERNAL)."""
+
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+
+def _tolerant(deserializer):
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 -- DecodeError, recursion limit, bad UTF-8
+            return _Malformed(exc)
+    return parse
+
+
+def _checked(request):
+    if isinstance(request, _Malformed):
+        raise errors.InvalidArgument("request", f"not a valid message of this method "
+                                                f"({type(request.exc).__name__}: {request.exc})")
+    return request
+
+
+def _checked_stream(requests):
+    for request in requests:
+        yield _checked(request)
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps the service's and engine's exceptions to gRPC status codes, for every method."""
+    """Maps the service's and engine's exceptions to gRPC status codes, for every method; a request
+    that does not parse is INVALID_ARGUMENT, not gRPC's INTERNAL."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -56,10 +88,13 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return handler
         method = handler_call_details.method
 
+        streamed = bool(handler.stream_unary or handler.stream_stream)
+        check = _checked_stream if streamed else _checked
+
         def unary(fn):
             def wrapped(request, context):
                 try:
-                    return fn(request, context)
+                    return fn(check(request), context)
                 except Exception as exc:  # noqa: BLE001 -- mapped or logged, never swallowed
                     _abort(exc, context, method)
             return wrapped
@@ -67,12 +102,12 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         def streaming(fn):
             def wrapped(request, context):
                 try:
-                    yield from fn(request, context)
+                    yield from fn(check(request), context)
                 except Exception as exc:  # noqa: BLE001
                     _abort(exc, context, method)
             return wrapped
 
-        kwargs = {"request_deserializer": handler.request_deserializer,
+        kwargs = {"request_deserializer": _tolerant(handler.request_deserializer),
                   "response_serializer": handler.response_serializer}
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kwargs)
