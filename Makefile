@@ -141,3 +141,6 @@ bench-compare: $(BENCH_STAMP)
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	FUSETRAIN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability/test_fuzz.py
+SOAK_ARGS ?= --jobs 500 --clients 8 --kills 6
+soak: $(STAMP)
+	$(PY) tests/reliability/soak.py $(SOAK_ARGS)

@@ -33,6 +33,8 @@ TENSOR_DTYPES = {
 
 # ---------------------------------------------------------------------------------------- tensors
 
+MAX_DIMENSION = 2**31 - 1
+
 def tensor_to_array(t: job_pb2.Tensor, field: str, shape: Optional[tuple] = None,
                     max_elements: Optional[int] = None) -> np.ndarray:
     """Decode a Tensor; `shape` is the expected shape, used when the tensor gives none."""
@@ -55,6 +57,8 @@ def tensor_to_array(t: job_pb2.Tensor, field: str, shape: Optional[tuple] = None
     dims = tuple(int(d) for d in t.shape)
     if any(d < 0 for d in dims):
         raise InvalidArgument(f"{field}.shape", f"negative dimension in {list(dims)}")
+    if any(d > MAX_DIMENSION for d in dims):      # numpy cannot even describe (0, 2**62)
+        raise InvalidArgument(f"{field}.shape", f"dimension over {MAX_DIMENSION} in {list(dims)}")
     if not dims:
         dims = shape if shape is not None and math.prod(shape) == count else (count,)
     if math.prod(dims) != count:
