@@ -144,3 +144,6 @@ fuzz: $(STAMP)
 SOAK_ARGS ?= --jobs 500 --clients 8 --kills 6
 soak: $(STAMP)
 	$(PY) tests/reliability/soak.py $(SOAK_ARGS)
+LOAD_ARGS ?= --clients 64 --jobs-per-client 50
+load: $(STAMP)
+	$(PY) tests/reliability/load.py $(LOAD_ARGS)

@@ -230,6 +230,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="seconds running jobs get to checkpoint on SIGTERM/SIGINT")
     p.add_argument("--no-warmup", action="store_true", help="do not load the engine's kernels at start")
+    p.add_argument("--rpc-threads", type=int, default=16,
+                   help="calls served at once (each open WatchJob stream holds one; default 16)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--token", default=os.environ.get("FUSETRAIN_TOKEN", ""),
                    help="require 'authorization: Bearer TOKEN' on every call (default $FUSETRAIN_TOKEN; "
@@ -266,7 +268,8 @@ def _serve(args) -> int:
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,
                           log_level=args.log_level, token=args.token, token_file=args.token_file,
                           allow_unauthenticated=args.allow_unauthenticated, tls_cert=args.tls_cert,
-                          tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+                          tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                          rpc_threads=args.rpc_threads)
     from fusetrain.service.auth import AuthConfigError
     try:
         serve(config, example="train a job: " + EXAMPLE)
