@@ -226,6 +226,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-queued-jobs", type=int, help="most jobs queued or running at once")
     p.add_argument("--max-batch-jobs", type=int, help="most jobs in one SubmitJobs call")
     p.add_argument("--max-job-seconds", type=float, help="wall-time limit of one job attempt")
+    p.add_argument("--max-client-jobs", type=int,
+                   help="most jobs queued or running per token owner (RESOURCE_EXHAUSTED with a retry hint)")
     p.add_argument("--checkpoint-seconds", type=float, default=5.0, help="how often running jobs checkpoint")
     p.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="seconds running jobs get to checkpoint on SIGTERM/SIGINT")
@@ -254,7 +256,7 @@ def _serve(args) -> int:
 
     limits = ServiceLimits()
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
-                "max_queued_jobs", "max_batch_jobs", "max_job_seconds"):
+                "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs"):
         value = getattr(args, key)
         if value is not None:
             setattr(limits, key, value)

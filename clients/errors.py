@@ -44,7 +44,10 @@ class FailedPrecondition(RpcError):
 
 
 class ResourceExhausted(RpcError):
-    """Over one of the server's limits (GetServerInfo lists them)."""
+    """Over one of the server's limits (GetServerInfo lists them). `retry_after`: the server's
+    hint, in seconds, when trying again later may succeed (a quota or a full queue), else 0."""
+
+    retry_after = 0.0
 
 
 class Unauthenticated(RpcError):
@@ -72,7 +75,15 @@ def from_grpc(exc, method: str = "") -> RpcError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
     cls = _BY_CODE.get(getattr(code, "name", ""), RpcError)
-    return cls(code, details or "", method)
+    error = cls(code, details or "", method)
+    if cls is ResourceExhausted and hasattr(exc, "trailing_metadata"):
+        for key, value in exc.trailing_metadata() or ():
+            if key == "retry-after-seconds":
+                try:
+                    error.retry_after = float(value)
+                except ValueError:
+                    pass
+    return error
 
 
 class JobFailed(FusetrainError):

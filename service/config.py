@@ -26,6 +26,7 @@ class ServiceLimits:
     max_rows: int = 10_000_000
     max_layers: int = 64
     max_units: int = 65_536
+    max_client_jobs: int = 0                       # queued + running jobs of one owner; 0 = no limit
 
 
 @dataclass

@@ -36,10 +36,12 @@ class FailedPrecondition(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
-    """A configured limit would be exceeded; the message names the field and the limit."""
+    """A configured limit would be exceeded; the message names the field and the limit.
+    `retry_after`: seconds after which trying again may succeed (sent as trailing metadata)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, retry_after: float = 0.0):
         self.field = field
+        self.retry_after = retry_after
         super().__init__(f"{field}: {message}")
 
 

@@ -52,6 +52,7 @@ class Task:
     limits: object                # config.ServiceLimits
     threads_per_worker: int
     resume_from: Optional[str] = None   # sha of a checkpoint file to resume from
+    priority: int = 0             # JobSpec.priority: higher starts first, then submission order
 
 
 @dataclass

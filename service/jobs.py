@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import queue
 import re
@@ -68,6 +69,7 @@ class JobManager:
         self._draining = False
         self._closed = False
         self._predict_cache: dict = {}
+        self._job_seconds = 1.0         # moving average of finished jobs' run time (retry hints)
         if executor_factory is None:
             from .pool import ProcessPool
             executor_factory = lambda progress: ProcessPool(  # noqa: E731
@@ -90,7 +92,8 @@ class JobManager:
                              max_parameters=lim.max_parameters, max_epochs=lim.max_epochs,
                              max_queued_jobs=lim.max_queued_jobs, max_batch_jobs=lim.max_batch_jobs,
                              max_job_seconds=lim.max_job_seconds, max_threads=self.config.threads_per_worker,
-                             max_rows=lim.max_rows, max_layers=lim.max_layers, max_units=lim.max_units),
+                             max_rows=lim.max_rows, max_layers=lim.max_layers, max_units=lim.max_units,
+                             max_client_jobs=lim.max_client_jobs),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
 
@@ -254,17 +257,34 @@ class JobManager:
         return pb.SubmitJobsResponse(batch_id=batch_id, jobs=[job_message(r) for r in rows])
 
     def _check_room(self, tx, count: int, owner: Optional[str] = None) -> None:
+        """The server's queue limit, then the caller's quota (all callers are one owner without
+        authentication); RESOURCE_EXHAUSTED with a retry hint."""
         active = tx.count_active()
         if active + count > self.limits.max_queued_jobs:
+            wait = self._retry_hint(active + count - self.limits.max_queued_jobs)
             raise ResourceExhausted("queue", f"{active} jobs are queued or running; the limit is "
-                                             f"{self.limits.max_queued_jobs}")
+                                             f"{self.limits.max_queued_jobs}; retry in about {wait:g} s",
+                                    retry_after=wait)
+        quota = self.limits.max_client_jobs
+        if quota:
+            mine = tx.count_active(owner or "")
+            if mine + count > quota:
+                wait = self._retry_hint(mine + count - quota)
+                raise ResourceExhausted("quota", f"you have {mine} jobs queued or running and asked for "
+                                                 f"{count} more; the limit per client is {quota}; retry in "
+                                                 f"about {wait:g} s", retry_after=wait)
+
+    def _retry_hint(self, excess: int) -> float:
+        """Seconds until about `excess` jobs have finished, from the recent job durations."""
+        per_job = self._job_seconds / max(1, self.config.workers)
+        return float(min(300, max(1, math.ceil(excess * per_job))))
 
     def _start(self, row: dict, job: EngineJob) -> None:
         task = ex.Task(job_id=row["id"], attempt=row["attempt"] + 1, spec=row["spec"],
                        data_dir=str(self.store.data_dir), threads=job.config.threads,
                        time_limit=job.time_limit, checkpoint_seconds=self.config.checkpoint_seconds,
                        limits=self.limits, threads_per_worker=self.config.threads_per_worker,
-                       resume_from=row["checkpoint_sha"])
+                       resume_from=row["checkpoint_sha"], priority=job.priority)
         future = self.executor.submit(task)
         future.add_done_callback(lambda f, job_id=row["id"]: self._inbox.put(("done", job_id, f)))
 
@@ -533,6 +553,7 @@ class JobManager:
         self._emit(tx, job_id, [state_event(job_id, state, now, reason, outcome.message,
                                             fields.get("attempt", row["attempt"]))])
         started = row["started_at"] or now
+        self._job_seconds = 0.9 * self._job_seconds + 0.1 * max(0.0, now - started)
         why = f" reason={outcome.reason}" if outcome.reason else ""
         return (f"job {job_id} {state_name(state)}{why} attempt={fields.get('attempt', row['attempt'])} "
                 f"queued={started - row['created_at']:.3f}s total={now - row['created_at']:.3f}s{timing}"

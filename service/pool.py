@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from collections import deque
+import bisect
 from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import Optional
@@ -59,7 +59,8 @@ class ProcessPool(ex.Executor):
         self._force_grace = force_grace
         self._log_level = log_level
         self._lock = threading.RLock()
-        self._queue: deque = deque()
+        self._queue: list = []         # ((-priority, order), task), kept sorted: next task first
+        self._order = itertools.count()
         self._futures: dict[str, Future] = {}
         self._tokens = itertools.count(1)
         self._closing = False
@@ -81,13 +82,13 @@ class ProcessPool(ex.Executor):
                 future.cancel()
                 return future
             self._futures[task.job_id] = future
-            self._queue.append(task)
+            bisect.insort(self._queue, ((-task.priority, next(self._order)), task), key=lambda e: e[0])
             self._dispatch()
         return future
 
     def cancel(self, job_id: str, force: bool = False) -> str:
         with self._lock:
-            for i, task in enumerate(self._queue):
+            for i, (_, task) in enumerate(self._queue):
                 if task.job_id == job_id:
                     del self._queue[i]
                     future = self._futures.pop(job_id)
@@ -114,7 +115,7 @@ class ProcessPool(ex.Executor):
             if self._closing:
                 return
             self._closing = True
-            queued = [self._futures.pop(t.job_id) for t in self._queue]
+            queued = [self._futures.pop(t.job_id) for _, t in self._queue]
             self._queue.clear()
             for slot in self._slots:
                 if slot.task is not None:
@@ -190,7 +191,7 @@ class ProcessPool(ex.Executor):
             if not self._queue:
                 return
             if slot.ready and slot.task is None and not self._closing:
-                task = self._queue.popleft()
+                _, task = self._queue.pop(0)
                 slot.task, slot.token, slot.deadline = task, next(self._tokens), None
                 try:
                     slot.conn.send((slot.token, task))

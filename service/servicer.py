@@ -18,6 +18,8 @@ from .jobs import JobManager
 
 log = logging.getLogger("fusetrain.servicer")
 
+RETRY_AFTER = "retry-after-seconds"   # trailing metadata of RESOURCE_EXHAUSTED from a quota
+
 # Most specific first: LimitExceeded is an InvalidSpec.
 STATUS_OF = (
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
@@ -44,6 +46,9 @@ def _abort(exc: BaseException, context, method: str) -> None:
     if mapped is None:
         log.exception("%s failed", method)
         context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} (logged on the server)")
+    retry_after = getattr(exc, "retry_after", 0)
+    if retry_after:
+        context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after:g}"),))
     context.abort(*mapped)
 
 

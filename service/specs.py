@@ -90,6 +90,10 @@ class EngineJob:
     optimizer: es.OptimizerSpec
     config: es.TrainConfig
     time_limit: float
+    priority: int = 0
+
+
+MAX_PRIORITY = 1000
 
 
 def engine_limits(limits, max_threads: int) -> es.Limits:
@@ -170,7 +174,9 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
         raise InvalidArgument("training.early_stopping.monitor",
                               "val_loss needs validation data (data.validation or "
                               "training.validation_fraction)")
-    return EngineJob(model, optimizer, config, time_limit)
+    if abs(spec.priority) > MAX_PRIORITY:
+        raise InvalidArgument("priority", f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}, got {spec.priority}")
+    return EngineJob(model, optimizer, config, time_limit, spec.priority)
 
 
 def _has_validation(spec: job_pb2.JobSpec) -> bool:

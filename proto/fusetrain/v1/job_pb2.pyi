@@ -191,7 +191,7 @@ class Data(_message.Message):
     def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ..., cross_validation: _Optional[_Union[CrossValidation, _Mapping]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "labels", "model", "optimizer", "training", "data")
+    __slots__ = ("name", "labels", "model", "optimizer", "training", "data", "priority")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -205,10 +205,12 @@ class JobSpec(_message.Message):
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     model: Model
     optimizer: Optimizer
     training: Training
     data: Data
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., optimizer: _Optional[_Union[Optimizer, _Mapping]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., data: _Optional[_Union[Data, _Mapping]] = ...) -> None: ...
+    priority: int
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., optimizer: _Optional[_Union[Optimizer, _Mapping]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., data: _Optional[_Union[Data, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
