@@ -35,7 +35,7 @@ from .messages import (ACTIVE, TERMINAL, epoch_events, epoch_metrics, job_messag
                        result_message, result_normalization, result_weights, state_event, state_name,
                        timestamp)
 from .specs import EngineJob, check_data, engine_limits, expand_grid, grid_size, tensor_to_array, to_engine
-from .store import Store, pack_events, unpack_events
+from .store import Store, pack_events, storage_unavailable, unpack_events
 
 log = logging.getLogger("fusetrain.jobs")
 
@@ -70,6 +70,7 @@ class JobManager:
         self._closed = False
         self._predict_cache: dict = {}
         self._job_seconds = 1.0         # moving average of finished jobs' run time (retry hints)
+        self._stopping = threading.Event()
         if executor_factory is None:
             from .pool import ProcessPool
             executor_factory = lambda progress: ProcessPool(  # noqa: E731
@@ -102,7 +103,10 @@ class JobManager:
     def upload_dataset(self, requests: Iterator[pb.UploadDatasetRequest]) -> pb.Dataset:
         self._check_open()
         name, size, digest = "", 0, hashlib.sha256()
-        fd, tmp = self.files.temp()
+        try:
+            fd, tmp = self.files.temp()
+        except OSError as exc:
+            raise storage_unavailable(exc) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 for i, req in enumerate(requests):
@@ -127,9 +131,11 @@ class JobManager:
                 return self._dataset_message(known, already=True)
             arrays = inspect_npz(tmp, self.limits.max_rows * self.limits.max_units)
             self.files.commit_temp("datasets", tmp, sha)
-        except BaseException:
-            if os.path.exists(tmp):
+        except BaseException as exc:
+            if os.path.lexists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):        # disk full, I/O error: nothing was stored
+                raise storage_unavailable(exc) from None
             raise
         row = {"id": sha, "name": name, "size_bytes": size, "arrays": arrays, "created_at": time.time()}
         with self.store.tx() as tx:
@@ -464,10 +470,27 @@ class JobManager:
                     self._inbox.put(None)
                     break
                 batch.append(item)
+            self._record_retrying(batch)
+
+    def _record_retrying(self, batch: list) -> None:
+        """Record a batch; while the store fails (disk full, locked, I/O errors) try again with
+        back-off, so outcomes are not dropped. Each try is all or nothing (files are content-
+        addressed, the transaction rolls back). At close, what is left is recovered at the next
+        start (RUNNING jobs are queued again)."""
+        delay = 0.05
+        while True:
             try:
                 self._record(batch)
-            except Exception:   # keep recording; the job stays as it was and recovery handles it
-                log.exception("could not record %d executor updates", len(batch))
+                return
+            except Exception as exc:  # noqa: BLE001
+                if self._stopping.is_set():
+                    log.error("could not record %d executor updates at shutdown (%s); the next start "
+                              "recovers their jobs", len(batch), exc)
+                    return
+                log.warning("could not record %d executor updates (%s); retrying in %.1f s",
+                            len(batch), exc, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 2.0)
 
     def _record(self, batch: list) -> None:
         # Files first (outside the transaction), then one transaction for the whole batch.
@@ -618,6 +641,8 @@ class JobManager:
         self._draining = True
         self.executor.close(grace)
         self._inbox.put(None)
+        self._recorder.join(timeout=10)
+        self._stopping.set()            # a recorder still retrying against a broken store gives up
         self._recorder.join(timeout=30)
         self._closed = True
         self._notify()

@@ -17,7 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .errors import Unavailable
 from .files import Files
+
+
+def storage_unavailable(exc: BaseException) -> Unavailable:
+    """The store cannot be used now (locked by another process, disk full, I/O error): the client
+    gets UNAVAILABLE and may retry; nothing was written."""
+    what = getattr(exc, "strerror", None) or str(exc)
+    return Unavailable(f"the job store is unavailable ({what}); nothing was changed, try again later")
 
 SCHEMA_VERSION = 2   # 2: jobs.owner
 
@@ -191,21 +199,34 @@ class Store:
 
     @contextmanager
     def tx(self):
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised with every other use."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised with every other use.
+        SQLite's operational failures (locked, full, I/O) become Unavailable, rolled back."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise storage_unavailable(exc) from None
             try:
                 yield Tx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise storage_unavailable(exc) from None
                 raise
-            self._conn.execute("COMMIT")
 
     # ---------------------------------------------------------------------------------- reads
 
     def _query(self, sql: str, args=()) -> list:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise storage_unavailable(exc) from None
 
     def job(self, job_id: str) -> Optional[dict]:
         rows = self._query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
