@@ -285,26 +285,28 @@ class RayExecutor(ex.Executor):
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
-            with self._lock:
-                refs = list(self._by_ref)
-            if refs:
-                done, _ = ray.wait(refs, num_returns=len(refs), timeout=POLL_SECONDS, fetch_local=False)
-            else:
-                self._wake.wait(POLL_SECONDS * 5)
-                self._wake.clear()
-                done = []
             try:
-                # After ray.wait: a finished task's reports are all in the hub by now.
-                events = ray.get(self._hub.drain.remote())
-            except rex.RayError:
+                self._step()
+            except Exception:  # noqa: BLE001 - keep serving; Ray may come back (a head restart)
                 if self._stopped.is_set():
                     return
-                log.exception("the progress hub failed")
-                events = []
-            self._forward(events)
-            for ref in done:
-                self._resolve(ref)
-            self._check_deadlines()
+                log.exception("collecting from Ray failed; trying again in 1 s")
+                self._stopped.wait(1.0)
+
+    def _step(self) -> None:
+        with self._lock:
+            refs = list(self._by_ref)
+        if refs:
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=POLL_SECONDS, fetch_local=False)
+        else:
+            self._wake.wait(POLL_SECONDS * 5)
+            self._wake.clear()
+            done = []
+        # After ray.wait: a finished task's reports are all in the hub by now.
+        self._forward(ray.get(self._hub.drain.remote()))
+        for ref in done:
+            self._resolve(ref)
+        self._check_deadlines()
 
     def _forward(self, events: list) -> None:
         with self._lock:
