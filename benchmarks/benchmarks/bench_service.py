@@ -69,8 +69,10 @@ class ServiceServer:
         cmd = [sys.executable, "-m", "fusetrain.client.cli", "serve", "--address", self.address,
                "--data-dir", str(Path(self.tmp.name) / "data"), "--workers", str(workers),
                "--threads-per-worker", "1", "--log-level", "WARNING"]
+        # No tokens: a loopback server without them accepts plain calls, which is what we time.
+        env = {k: v for k, v in os.environ.items() if k not in ("FUSETRAIN_TOKEN", "FUSETRAIN_TOKEN_FILE")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=dict(os.environ))
+                                     stdin=subprocess.DEVNULL, env=env)
         try:
             self.channel = grpc.insecure_channel(self.address)
             self.stub = service_pb2_grpc.TrainingServiceStub(self.channel)
