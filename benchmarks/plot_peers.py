@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -95,8 +96,8 @@ def plot(report: dict, out: Path) -> Path:
     ax.set_xticklabels([f"{s}\n{'-'.join(str(n) for n in info.get(s, {}).get('sizes', []))}" for s in shapes],
                        fontsize=9)
     ax.set_ylabel("training samples/s (log scale, higher is better)")
-    ax.set_title("fusetrain against its peers: plain SGD, same data and initial weights\n" + subtitle(report),
-                 fontsize=10)
+    ax.set_title("fusetrain against its peers: plain SGD, same data and initial weights\n"
+                 + textwrap.fill(subtitle(report), 110), fontsize=10)
     ax.grid(axis="y", which="major", alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
