@@ -6,7 +6,8 @@ Each peer module defines:
     version() -> str
     train(shape, data, layers, threads, optimizer="sgd") -> dict
         trains `shape` from the initial `layers` [(W (O, I), b (O,)), ...] on `data`
-        (x, y, labels) and returns seconds (training only), compile_seconds (first-call
+        (x, y, labels), INNER times after a warm-up, and returns seconds (the fastest of
+        those runs, training only), compile_seconds (first-call
         compilation, measured apart; 0 where nothing compiles), samples (rows × epochs)
         and weights [(W, b), ...] as float32 NumPy arrays for the sanity check.
     OPTIMIZERS              the optimizer kinds `train` accepts
@@ -16,6 +17,10 @@ import importlib
 import importlib.util
 
 PEERS = ("fusetrain", "torch", "jax", "sklearn")
+
+# Timed runs per row inside one worker process; the fastest counts. These 2-core virtual
+# machines wander by +-15% from one run to the next, even with nothing else running.
+INNER = 2
 
 # Hyper-parameters of the optimizer rows (the "large" shape): same for every library.
 MOMENTUM = 0.9

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from compare_shapes import Shape
-from peers import ADAM, MOMENTUM
+from peers import ADAM, INNER, MOMENTUM
 
 LIBRARY = "fusetrain.engine"
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -69,9 +69,13 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
     warm = min(x.shape[0], 4 * shape.batch)
     first = engine.train(model, opt, config(shape, threads, epochs=1), x[:warm], y[:warm])
 
-    t0 = time.perf_counter()
-    result = engine.train(model, opt, config(shape, threads), x, y)
-    wall = time.perf_counter() - t0
+    result, wall = None, 0.0
+    for _ in range(INNER):
+        t0 = time.perf_counter()
+        run = engine.train(model, opt, config(shape, threads), x, y)
+        took = time.perf_counter() - t0
+        if result is None or run.train_seconds < result.train_seconds:
+            result, wall = run, took
     weights = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in result.weights]
     return {"seconds": result.train_seconds, "wall_seconds": wall,
             "compile_seconds": first.compile_seconds,

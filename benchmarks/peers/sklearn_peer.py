@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from compare_shapes import Shape
+from peers import INNER
 
 LIBRARY = "sklearn"
 OPTIMIZERS = ("sgd",)
@@ -48,16 +49,20 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x, labels)                       # warm-up, and sets up the layer arrays
-        for k, (w, b) in enumerate(layers):
-            model.coefs_[k][...] = w.T             # scikit-learn stores W as (inputs, units)
-            model.intercepts_[k][...] = b
-        model.best_loss_ = np.inf
-        model._no_improvement_count = 0
         model.max_iter = shape.epochs
-        t0 = time.perf_counter()
-        model.fit(x, labels)
-        seconds = time.perf_counter() - t0
+        seconds, weights = float("inf"), None
+        for _ in range(INNER):
+            for k, (w, b) in enumerate(layers):
+                model.coefs_[k][...] = w.T         # scikit-learn stores W as (inputs, units)
+                model.intercepts_[k][...] = b
+            model.best_loss_ = np.inf
+            model._no_improvement_count = 0
+            t0 = time.perf_counter()
+            model.fit(x, labels)
+            took = time.perf_counter() - t0
+            if took < seconds:
+                seconds = took
+                weights = [(c.T.copy(), i.copy()) for c, i in zip(model.coefs_, model.intercepts_)]
     assert model.coefs_[0].dtype == np.float32, "scikit-learn trained in float64"
-    weights = [(c.T.copy(), i.copy()) for c, i in zip(model.coefs_, model.intercepts_)]
     return {"seconds": seconds, "compile_seconds": 0.0, "samples": shape.rows * shape.epochs,
             "weights": weights, "threads": threads, "epochs_run": int(model.n_iter_)}

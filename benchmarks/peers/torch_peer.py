@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from compare_shapes import Shape
-from peers import ADAM, MOMENTUM
+from peers import ADAM, INNER, MOMENTUM
 
 LIBRARY = "torch"
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -98,9 +98,13 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
     _run(shape, model, _optimizer(model.parameters(), shape, optimizer), loss_fn,
          x[:warm], y[:warm], labels[:warm], 2, 0)
 
-    model = _build(shape, layers)
-    opt = _optimizer(model.parameters(), shape, optimizer)
-    seconds = _run(shape, model, opt, loss_fn, x, y, labels, shape.epochs, 1)
+    seconds = float("inf")
+    for _ in range(INNER):
+        fresh = _build(shape, layers)
+        opt = _optimizer(fresh.parameters(), shape, optimizer)
+        took = _run(shape, fresh, opt, loss_fn, x, y, labels, shape.epochs, 1)
+        if took < seconds:
+            seconds, model = took, fresh
     weights = [(model[2 * k].weight.detach().numpy().copy(), model[2 * k].bias.detach().numpy().copy())
                for k in range(len(layers))]
     return {"seconds": seconds, "compile_seconds": 0.0, "samples": shape.rows * shape.epochs,
