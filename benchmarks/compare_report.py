@@ -157,7 +157,9 @@ def render(report: dict) -> str:
     lines.append("fusetrain/x: fusetrain's samples/s over that library's. % peak / % floor: GFLOP/s over the "
                  "GEMM peak / over that shape's BLAS floor (its GEMM calls alone).")
     lines.append("final loss / acc: the shape's own loss and training accuracy after the run, computed "
-                 "alike for all (scikit-learn's classifier trains log-loss on tiny and small).")
+                 "alike for all: a cross-check. tiny is full batch and unshuffled, so the libraries agree "
+                 "to every printed digit; the others shuffle, each library in its own order. scikit-learn's "
+                 "classifier trains log-loss on tiny and small.")
     for sname, shape in report["shapes"].items():
         lines.append(f"  {sname}: {shape['rows']} rows, batch {shape['batch']}, {shape['epochs']} epochs, "
                      f"{shape['hidden']} hidden, {shape['output']} output, {shape['loss']}, lr "
