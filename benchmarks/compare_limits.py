@@ -125,7 +125,7 @@ def blas_floor(shape: Shape, threads: int, min_seconds: float = 0.3, tries: int 
 
 def measure(shapes: list[Shape], threads: int) -> dict:
     """The limits worker: BLAS libraries, GEMM peak and each shape's BLAS floor."""
-    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
+    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, whose ?gemm the engine calls through cython_blas)
     with _limit(threads):
         blas = blas_info()                         # the thread counts the measurements ran with
     return {
