@@ -3,6 +3,7 @@ every acknowledged job must finish with the result of an uninterrupted run. Same
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import grpc
@@ -52,6 +53,22 @@ def wait_running_with_checkpoints(stub, ids, count: int, epochs: int, timeout=60
     raise TimeoutError("jobs did not start running")
 
 
+def wait_checkpointed(data_dir, count: int, timeout=60.0) -> None:
+    """Until the store records a checkpoint for `count` running jobs (read-only, beside the server)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        db = sqlite3.connect(f"file:{data_dir / 'fusetrain.db'}?mode=ro", uri=True, timeout=5)
+        try:
+            n = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ? AND checkpoint_sha IS NOT NULL",
+                           (pb.RUNNING,)).fetchone()[0]
+        finally:
+            db.close()
+        if n >= count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} running jobs have a checkpoint")
+
+
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_restart_loses_nothing_and_results_match_an_uninterrupted_run(tmp_path, how):
     specs = [long_spec(epochs=2500, rows=1000, seed=s) for s in range(3)] + [xor_spec(), xor_spec(epochs=300)]
@@ -63,7 +80,7 @@ def test_restart_loses_nothing_and_results_match_an_uninterrupted_run(tmp_path, 
     channel, stub = connect(first)
     ids = [stub.SubmitJob(pb.SubmitJobRequest(spec=spec, request_id=f"r{i}")).id for i, spec in enumerate(specs)]
     wait_running_with_checkpoints(stub, ids, count=2, epochs=300)
-    time.sleep(0.5)                               # past at least one checkpoint
+    wait_checkpointed(tmp_path, count=2)          # the store holds a checkpoint of each
     channel.close()
     if how == "SIGKILL":
         first.kill()
