@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidSpec
-from .kernels.columns import I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, N_INTS
+from .kernels.columns import I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, I_SPREAD, N_INTS
 from .kernels.losses import ARGMAX, NO_ACCURACY, THRESHOLD, loss_is_fused
 from .kernels.optimizers import (HP_BETA1, HP_BETA2, HP_CLIP, HP_DECAY, HP_EPS, HP_LR, HP_MOMENTUM,
                                  HP_RHO, HP_SIZE)
@@ -93,6 +93,7 @@ class JobBuffers:
         self.ints[I_SHUFFLE] = int(bool(config.shuffle))
         self.ints[I_FUSED] = int(loss_is_fused(LOSSES[model.loss]))
         self.ints[I_SMALL] = int(layout.small)
+        self.ints[I_SPREAD] = 1
 
     def state(self, epoch: int, best_params, best_value: float, best_epoch: int, history) -> TrainState:
         return TrainState(params=self.theta.copy(), opt_state=self.opt.copy(), step=int(self.step[0]),

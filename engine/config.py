@@ -17,11 +17,15 @@ CACHE = True
 # count, and "bit-identical whatever the thread count" would no longer hold.
 FASTMATH = False
 
-# Parallel kernels only run over independent models (many.py), never around threaded BLAS.
-# "workqueue" threads sleep between calls; OpenMP's spinning workers fought OpenBLAS's
-# threads on these 2-core machines (76k -> 4.6k samples/s on the large shape).
-THREADING_LAYER = os.environ.get("FUSETRAIN_THREADING_LAYER", "workqueue")
+# Threads run the fixed GEMM slabs of one model (kernels/blas.py) and the models of
+# train_many; BLAS itself always runs single-threaded. OpenMP first: a slab launch costs
+# about 1.5 µs there against 130 µs with "workqueue", whose threads sleep between calls
+# (a step launches several GEMMs per mini-batch). Its workers spin briefly after a region
+# and then sleep; the service keeps workers x threads within the cores, so they never spin
+# beside another worker. Without OpenMP, TBB, then workqueue. Results never depend on it.
+THREADING_LAYER = os.environ.get("FUSETRAIN_THREADING_LAYER", "default")
 numba.config.THREADING_LAYER = THREADING_LAYER
+numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 JIT = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
 JIT_PARALLEL = dict(JIT, parallel=True)
@@ -64,19 +68,45 @@ def set_blas_threads(n: int) -> int:
 
 
 class threads:
-    """Context manager: run with `n` Numba threads and `blas` BLAS threads, then restore."""
+    """Context manager: run with `n` Numba threads (None: keep the current count), BLAS at one.
 
-    def __init__(self, n: int, blas: int):
-        self.n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-        self.blas = max(1, int(blas))
+    The engine's GEMMs are fixed slabs, each one single-threaded BLAS call, spread over the
+    Numba threads (kernels/blas.py): so the result is the same whatever `n` is.
+    """
+
+    def __init__(self, n: int | None = None):
+        self.n = None if n is None else max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
 
     def __enter__(self):
         self._old = numba.get_num_threads()
-        numba.set_num_threads(self.n)
-        self._old_blas = set_blas_threads(self.blas)
+        numba.set_num_threads(self.n or self._old)
+        self._old_blas = set_blas_threads(1)
         return self
 
     def __exit__(self, *exc):
         set_blas_threads(self._old_blas)
         numba.set_num_threads(self._old)
         return False
+
+
+def threading_layer() -> str:
+    """The Numba threading layer in use ("omp", "tbb" or "workqueue"), started if need be."""
+    from numba.np.ufunc.parallel import _launch_threads  # what Numba runs before a first parallel call
+
+    _launch_threads()
+    return numba.threading_layer()
+
+
+def blas_kernel() -> dict:
+    """The BLAS the engine calls (SciPy's): library, version and SIMD kernel (threadpoolctl).
+
+    Bit-identity across thread counts holds on one kernel; another kernel (AVX2 against
+    AVX-512) may round differently, so results carry this to explain a disagreement.
+    """
+    libs = _blas_libraries()
+    scipy_libs = [lib for lib in libs if "scipy.libs" in lib.filepath or "/scipy/" in lib.filepath]
+    for lib in scipy_libs or libs[:1]:
+        info = lib.info()
+        return {"library": str(info.get("internal_api", "")), "version": str(info.get("version") or ""),
+                "architecture": str(info.get("architecture") or "")}
+    return {}

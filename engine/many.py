@@ -20,6 +20,7 @@ from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
 from .errors import InvalidSpec
 from .init import initial_weights
 from .kernels.epochs import run_epochs_many
+from .kernels.columns import I_SPREAD
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
 from .result import COMPLETED, DIVERGED, History, TrainResult
@@ -80,6 +81,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     theta, grad, backup = stack("theta"), stack("grad"), stack("backup")
     opt = np.zeros((k, slots, layout.n_params), dtype=dtype)
     step, rng, perm, hp, ints = stack("step"), stack("rng"), stack("perm"), stack("hp"), stack("ints")
+    ints[:, I_SPREAD] = 0  # the models are the parallel loop: each GEMM runs its slabs in order
     xb = np.zeros((k, batch * model.inputs), dtype=dtype)
     yb = np.zeros((k, batch * model.outputs), dtype=dtype)
     acts = np.zeros((k, act), dtype=dtype)
@@ -91,7 +93,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     diverged = np.zeros(k, dtype=np.bool_)
 
     t0 = time.perf_counter()
-    with cfg.threads(n_threads, 1):
+    with cfg.threads(n_threads):
         run_epochs_many(theta, grad, backup, opt, step, rng, xs.reshape(-1), ys.reshape(-1), perm,
                         xb, yb, acts, deltas, layout.act_offsets(batch), layout.meta, layout.slopes,
                         hp, lrs, ints, losses, correct, done, diverged)
@@ -99,6 +101,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
 
     results = []
     share = elapsed / k
+    blas = cfg.blas_kernel()
     for i, job in enumerate(jobs):
         n_done = int(done[i])
         secs = share / max(n_done, 1)
@@ -116,7 +119,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                    stop_reason=reason, epochs_run=n_done, compile_seconds=compile_seconds,
                                    train_seconds=share,
                                    state=job.state(n_done, theta[i], math.inf, 0, history),
-                                   message=message))
+                                   message=message, blas=blas))
     return results
 
 

@@ -147,3 +147,6 @@ class TrainResult:
     state: TrainState
     message: str = ""
     best_epoch: Optional[int] = None
+    # The BLAS kernel that did the arithmetic (library, version, SIMD architecture): results are
+    # bit-identical for any thread count on one kernel; another kernel may round differently.
+    blas: dict = field(default_factory=dict)

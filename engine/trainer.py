@@ -112,7 +112,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     last_checkpoint = time.perf_counter()
     train_seconds = 0.0
 
-    with cfg.threads(config.threads, config.threads):
+    with cfg.threads(config.threads):
         while epoch < config.epochs:
             count = min(chunk, config.epochs - epoch)
             lrs = learning_rates(optimizer, epoch, count, config.epochs)
@@ -176,7 +176,8 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
                        stop_reason=reason, epochs_run=epoch, compile_seconds=compile_seconds,
                        train_seconds=train_seconds,
                        state=buf.state(epoch, best_params, best_value, best_epoch, history),
-                       message=message, best_epoch=best_epoch if es is not None else None)
+                       message=message, best_epoch=best_epoch if es is not None else None,
+                       blas=cfg.blas_kernel())
 
 
 def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -184,8 +185,9 @@ def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndar
     block = min(rows, cfg.EVAL_BLOCK_ROWS)
     acts = np.empty(layout.act_size(block), dtype=theta.dtype)
     out = np.empty(rows * model.outputs, dtype=theta.dtype)
-    predict_rows(theta, x.reshape(-1), rows, acts, layout.act_offsets(block), layout.meta,
-                 layout.slopes, block, out)
+    with cfg.threads():  # BLAS single-threaded: the GEMM slabs are the only parallelism
+        predict_rows(theta, x.reshape(-1), rows, acts, layout.act_offsets(block), layout.meta,
+                     layout.slopes, block, out, True)
     return out.reshape(rows, model.outputs)
 
 

@@ -3,7 +3,8 @@
 Legend: R = rows of the batch, I = inputs of the layer, O = outputs (units).
 Parameters live in one flat vector theta: W (O, I) at w_off (row o = weights into unit o),
 then b (O,) at b_off. Activations and deltas are flat (R, U) blocks at element offsets.
-`iscr` (int32 (8,)) and `fscr` ((2,) of the dtype) are the caller's GEMM scratch buffers.
+`iscr` (int32 (16, 8)) and `fscr` ((16, 2) of the dtype) are the caller's GEMM scratch buffers
+(blas.gemm_scratch); `spread` lets a GEMM run its fixed slabs on the Numba threads.
 """
 
 from numba import njit
@@ -13,14 +14,14 @@ from .blas import gemm, typed
 
 
 @njit(**JIT)
-def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, use_blas, iscr, fscr):
+def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, use_blas, iscr, fscr, spread):
     """z (R, O) = x (R, I) . W^T (I, O) + b (O,)."""
     b = theta[b_off:b_off + n_out]
     # Views indexed from 0: LLVM can drop Numba's negative-index checks and vectorize.
     zz = z[z_off:z_off + rows * n_out]
     if use_blas:
         gemm(False, True, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
-             z, z_off, n_out, iscr, fscr)
+             z, z_off, n_out, iscr, fscr, spread)
         for r in range(rows):
             zr = zz[r * n_out:(r + 1) * n_out]
             for o in range(n_out):
@@ -37,11 +38,11 @@ def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, us
 
 
 @njit(**JIT)
-def dense_backward_input(dz, dz_off, rows, n_out, theta, w_off, n_in, dx, dx_off, use_blas, iscr, fscr):
+def dense_backward_input(dz, dz_off, rows, n_out, theta, w_off, n_in, dx, dx_off, use_blas, iscr, fscr, spread):
     """dx (R, I) = dz (R, O) . W (O, I): the gradient passed to the layer below."""
     if use_blas:
         gemm(False, False, rows, n_in, n_out, 1.0, dz, dz_off, n_out, theta, w_off, n_in, 0.0,
-             dx, dx_off, n_in, iscr, fscr)
+             dx, dx_off, n_in, iscr, fscr, spread)
     else:
         g = dz[dz_off:dz_off + rows * n_out]
         w = theta[w_off:w_off + n_out * n_in]
@@ -58,7 +59,7 @@ def dense_backward_input(dz, dz_off, rows, n_out, theta, w_off, n_in, dx, dx_off
 
 @njit(**JIT)
 def dense_backward_weights(dz, dz_off, rows, n_out, x, x_off, n_in, alpha, beta, out, out_off,
-                           use_blas, iscr, fscr):
+                           use_blas, iscr, fscr, spread):
     """out (O, I) = beta * out + alpha * dz^T (O, R) . x (R, I).
 
     With out = grad, alpha = 1, beta = 0 this is dL/dW; with out = theta, alpha = -lr and
@@ -66,7 +67,7 @@ def dense_backward_weights(dz, dz_off, rows, n_out, x, x_off, n_in, alpha, beta,
     """
     if use_blas:
         gemm(True, False, n_out, n_in, rows, alpha, dz, dz_off, n_out, x, x_off, n_in, beta,
-             out, out_off, n_in, iscr, fscr)
+             out, out_off, n_in, iscr, fscr, spread)
     else:
         g = dz[dz_off:dz_off + rows * n_out]
         xx = x[x_off:x_off + rows * n_in]

@@ -16,10 +16,10 @@ from numba import njit, prange
 
 from ..config import JIT, JIT_PARALLEL
 from .activations import activation_backward, activation_forward
-from .blas import flush_denormals_on, restore_mxcsr, typed
+from .blas import MAX_BLOCKS, flush_denormals_on, restore_mxcsr, typed
 from .dense import dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward
 from .losses import count_correct, loss_forward_backward
-from .columns import (I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, M_ACT, M_B, M_BLAS,
+from .columns import (I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL, I_SPREAD, M_ACT, M_B, M_BLAS,
                       M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W)
 from .optimizers import HP_CLIP, HP_DECAY, SGD
 from .rng import shuffle
@@ -27,7 +27,7 @@ from .small import apply_update, small_step
 
 
 @njit(**JIT)
-def forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr):
+def forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr, spread):
     """Run every layer on rows of x (R, I) at x_off; layer l's activations land at a_off[l]."""
     src = x
     s_off = x_off
@@ -35,7 +35,7 @@ def forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr):
         n_in = meta[l, M_IN]
         n_out = meta[l, M_OUT]
         dense_forward(src, s_off, rows, n_in, theta, meta[l, M_W], meta[l, M_B], n_out,
-                      acts, a_off[l], meta[l, M_BLAS] != 0, iscr, fscr)
+                      acts, a_off[l], meta[l, M_BLAS] != 0, iscr, fscr, spread)
         activation_forward(acts, a_off[l], rows, n_out, meta[l, M_ACT], slopes[l])
         src = acts
         s_off = a_off[l]
@@ -43,12 +43,12 @@ def forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr):
 
 @njit(**JIT)
 def train_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a_off, meta,
-               slopes, hp, lr, ints, iscr, fscr):
+               slopes, hp, lr, ints, iscr, fscr, spread):
     """One mini-batch: forward, loss, backward and update. Returns (batch loss, correct)."""
     n_layers = meta.shape[0]
     last = n_layers - 1
     n_out = meta[last, M_OUT]
-    forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr)
+    forward(x, x_off, rows, theta, acts, a_off, meta, slopes, iscr, fscr, spread)
     loss = loss_forward_backward(acts, a_off[last], y, y_off, deltas, a_off[last], rows, n_out,
                                  ints[I_LOSS])
     correct = count_correct(acts, a_off[last], y, y_off, rows, n_out, ints[I_ACC])
@@ -72,12 +72,12 @@ def train_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a
         if l > 0:
             # Before W changes: pass the gradient down, through the activation below.
             dense_backward_input(deltas, a_off[l], rows, n_o, theta, meta[l, M_W], n_in,
-                                 deltas, a_off[l - 1], use_blas, iscr, fscr)
+                                 deltas, a_off[l - 1], use_blas, iscr, fscr, spread)
             activation_backward(deltas, a_off[l - 1], acts, a_off[l - 1], rows, n_in,
                                 meta[l - 1, M_ACT], slopes[l - 1])
         if meta[l, M_FREEZE_W] == 0:
             dense_backward_weights(deltas, a_off[l], rows, n_o, src, s_off, n_in, alpha, beta_w,
-                                   target, meta[l, M_W], use_blas, iscr, fscr)
+                                   target, meta[l, M_W], use_blas, iscr, fscr, spread)
         if meta[l, M_FREEZE_B] == 0:
             dense_backward_bias(deltas, a_off[l], rows, n_o, alpha, beta_b, target, meta[l, M_B])
     if not fold:
@@ -99,8 +99,9 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
     n_rows = perm.shape[0]
     batch = ints[I_BATCH]
     gather = ints[I_SHUFFLE] != 0 and batch < n_rows
-    iscr = np.empty(8, np.int32)
-    fscr = np.empty(2, theta.dtype)
+    iscr = np.empty((MAX_BLOCKS, 8), np.int32)
+    fscr = np.empty((MAX_BLOCKS, 2), theta.dtype)
+    spread = ints[I_SPREAD] != 0
     n_batches = (n_rows + batch - 1) // batch
     small = ints[I_SMALL] != 0
     for e in range(lrs.shape[0]):
@@ -128,7 +129,7 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
                                        deltas, a_off, meta, slopes, hp, lr, ints)
             else:
                 loss, hit = train_step(src_x, off_x, src_y, off_y, rows, theta, grad, opt, step, acts,
-                                       deltas, a_off, meta, slopes, hp, lr, ints, iscr, fscr)
+                                       deltas, a_off, meta, slopes, hp, lr, ints, iscr, fscr, spread)
             total += loss
             hits += hit
         losses[e] = total / n_batches
@@ -159,15 +160,18 @@ def run_epochs_many(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, act
 
 
 @njit(**JIT)
-def predict_rows(theta, x, n_rows, acts, a_off, meta, slopes, block, out):
-    """Forward x (N*I,) in blocks of `block` rows; out (N*O,) gets the output activations."""
+def predict_rows(theta, x, n_rows, acts, a_off, meta, slopes, block, out, spread):
+    """Forward x (N*I,) in blocks of `block` rows; out (N*O,) gets the output activations.
+
+    spread: GEMM slabs may run on the Numba threads (as in training, results do not depend on it).
+    """
     n_layers = meta.shape[0]
     n_in = meta[0, M_IN]
     n_out = meta[n_layers - 1, M_OUT]
-    iscr = np.empty(8, np.int32)
-    fscr = np.empty(2, theta.dtype)
+    iscr = np.empty((MAX_BLOCKS, 8), np.int32)
+    fscr = np.empty((MAX_BLOCKS, 2), theta.dtype)
     last = a_off[n_layers - 1]
     for start in range(0, n_rows, block):
         rows = min(block, n_rows - start)
-        forward(x, start * n_in, rows, theta, acts, a_off, meta, slopes, iscr, fscr)
+        forward(x, start * n_in, rows, theta, acts, a_off, meta, slopes, iscr, fscr, spread)
         out[start * n_out:(start + rows) * n_out] = acts[last:last + rows * n_out]

@@ -4,6 +4,7 @@ import numpy as np
 
 from fusetrain.engine.buffers import JobBuffers, accuracy_rule
 from fusetrain.engine.init import initial_weights
+from fusetrain.engine.kernels.blas import gemm_scratch
 from fusetrain.engine.kernels.epochs import train_step
 from fusetrain.engine.kernels.small import small_step
 from fusetrain.engine.layout import Layout
@@ -26,9 +27,8 @@ def engine_gradients(model: ModelSpec, x, y, weights=None, small=False):
     opt = OptimizerSpec(kind="sgd", learning_rate=1.0, clip_norm=1e300)
     buf = JobBuffers(model, opt, TrainConfig(batch_size=0, shuffle=False), layout, theta, len(x),
                      accuracy_rule(model.loss, y), None)
-    iscr = np.empty(8, np.int32)
-    fscr = np.empty(2, dtype)
+    iscr, fscr = gemm_scratch(dtype)
     args = (x.reshape(-1), 0, y.reshape(-1), 0, len(x), buf.theta, buf.grad, buf.opt, buf.step, buf.acts,
             buf.deltas, buf.a_off, layout.meta, layout.slopes, buf.hp, 0.0, buf.ints)
-    loss, _ = small_step(*args) if small else train_step(*args, iscr, fscr)
+    loss, _ = small_step(*args) if small else train_step(*args, iscr, fscr, True)
     return loss, layout.unpack(buf.grad)

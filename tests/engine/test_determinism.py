@@ -1,7 +1,14 @@
 """Bit-identical results: whatever the thread count, in a batch of models, and after a resume."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import thread_runs as thread_runs_module
 
 import fusetrain.engine as engine
 from fusetrain.engine import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
@@ -25,13 +32,53 @@ def same(a, b):
         np.testing.assert_array_equal(ba, bb)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_thread_count_does_not_change_weights(kind, dtype):
-    x, y = data()
-    runs = [engine.train(big_model(dtype), OptimizerSpec(kind=kind, learning_rate=0.01),
-                         TrainConfig(epochs=3, batch_size=256, threads=t), x, y) for t in (1, 2)]
-    same(*runs)
+@pytest.fixture(scope="module")
+def thread_runs() -> dict:
+    """{case: weights sha256} from tests/engine/thread_runs.py, run with a pool of 4 Numba threads."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="4")
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("thread_runs.py"))], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = json.loads(out.stdout)
+    assert runs.pop("_threads") == 4
+    runs.pop("_layer")
+    return runs
+
+
+def by_case(runs: dict, prefix: str) -> dict:
+    """{case without its last word (the thread count): {last word: sha}} for keys starting with prefix."""
+    groups: dict = {}
+    for key, sha in runs.items():
+        if key.startswith(prefix):
+            case, last = key.rsplit(" ", 1)
+            groups.setdefault(case, {})[last] = sha
+    return groups
+
+
+@pytest.mark.parametrize("shape", list(thread_runs_module.SHAPES))
+def test_thread_count_does_not_change_weights_at_long_k(thread_runs, shape):
+    # 784 inputs (K = 784 in the first layer's GEMMs), batches of 128 and 256, both dtypes,
+    # SGD (the folded update), momentum and Adam, 1 to 4 threads (past the cores here).
+    groups = by_case(thread_runs, f"train {shape} ")
+    assert len(groups) == 2 * 2 * 3
+    for case, shas in groups.items():
+        assert set(shas) == {f"t{t}" for t in thread_runs_module.THREADS}
+        assert len(set(shas.values())) == 1, f"{case}: {shas}"
+
+
+def test_thread_count_does_not_change_predictions(thread_runs):
+    groups = by_case(thread_runs, "predict ")
+    assert len(groups) == 3 * 2
+    for case, shas in groups.items():
+        assert len(set(shas.values())) == 1, f"{case}: {shas}"
+
+
+def test_batch_of_models_matches_single_runs_at_any_thread_count(thread_runs):
+    groups = by_case(thread_runs, "many ")
+    assert len(groups) == 2
+    for case, shas in groups.items():
+        assert set(shas) == {"alone"} | {f"t{t}" for t in thread_runs_module.THREADS}
+        assert len(set(shas.values())) == 1, f"{case}: {shas}"
 
 
 def test_many_models_match_single_runs():
