@@ -2,7 +2,7 @@
 
     python benchmarks/compare.py [--shapes tiny,small,...] [--threads N] [--peers torch,jax,sklearn]
                                  [--repeat R] [--quick] [--json PATH] [--skip many,compile,optimizers]
-                                 [--wait-quiet SECONDS] [--retries N]
+                                 [--wait-quiet SECONDS] [--retries N] [--baseline REV]
 
 Every library trains the same architecture, batch size, epoch count, float32 data and
 initial weights with plain SGD. Each library runs in a worker process of its own (so one
@@ -15,6 +15,10 @@ Besides samples/s and the ratio fusetrain/peer, every row gives GFLOP/s (6·W �
 row: forward 2W, weight gradients 2W, input gradients 2(W − W₁) — the first layer needs no
 input gradient) as a fraction of two limits measured in the same run: the machine's GEMM
 peak and the shape's BLAS floor (the training step's own GEMM calls timed alone).
+
+--baseline REV adds fusetrain's engine as it was at git revision REV as one more row, run in
+its own worker beside today's in every round, so a change is measured before and after in
+one run on the same machine state.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from compare_shapes import SHAPES, Shape, evaluate, load, save  # noqa: E402
 from peers import PEERS, load as load_peer, missing  # noqa: E402
 
 OPTIMIZER_SHAPE = "large"
-OPTIMIZER_PEERS = ("fusetrain", "torch")
+OPTIMIZER_PEERS = ("fusetrain", "baseline", "torch")
+REPO = HERE.parent
 MANY_MODELS = 1000
 COMPILE_SHAPES = ("small", "large")
 
@@ -78,7 +83,10 @@ def run_worker(name: str, job: dict) -> dict:
         import compare_many
         return compare_many.probe(Shape.from_dict(job["probe"]["shape"]), job["probe"]["data"], threads)
 
-    peer = load_peer(name)
+    if name == "baseline":
+        # The engine exported at the baseline revision comes first on the path (fusetrain.engine).
+        sys.path.insert(0, job["baseline"]["path"])
+    peer = load_peer("fusetrain" if name == "baseline" else name)
     peer.prepare(threads)
     t0 = time.perf_counter()
     result = {"version": peer.version(), "shapes": {}, "optimizers": {}}
@@ -246,6 +254,18 @@ def _compile_probe(runner: Runner, job: dict, tmp: str) -> dict:
     return best
 
 
+def export_baseline(rev: str, where: Path) -> dict:
+    """Write `engine/` as of git revision `rev` to where/fusetrain/engine; {"rev", "path"}."""
+    described = subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True)
+    if described.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: not a git revision of this repository ({described.stderr.strip()})")
+    target = where / "fusetrain"
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev, "engine"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return {"rev": f"{rev} ({described.stdout.strip()})", "path": str(where)}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,6 +285,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retries", type=int, default=2,
                    help="run a worker again, up to this many times, when other processes kept the cores "
                         "busy beside it (default 2)")
+    p.add_argument("--baseline", metavar="REV", default=None,
+                   help="also run fusetrain's engine as of this git revision (e.g. HEAD~1, main), as a row "
+                        "of its own beside today's")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -302,12 +325,16 @@ def main(argv=None) -> int:
     shapes = {n: SHAPES[n].scaled(args.quick) for n in args.shapes}
     with tempfile.TemporaryDirectory(prefix="fusetrain-compare-") as tmp:
         workdir = Path(tmp)
+        baseline = None
+        if args.baseline and "fusetrain" in running:
+            baseline = export_baseline(args.baseline, workdir / "baseline")
+            running.insert(1, "baseline")
         notes, data = {}, {}
         for n, s in shapes.items():
             data[n] = str(workdir / f"{n}.npz")
             notes[n] = save(s, Path(data[n]))
         job = {"threads": args.threads, "shapes": {n: s.to_dict() for n, s in shapes.items()},
-               "data": data}
+               "data": data, "baseline": baseline}
         if "optimizers" not in args.skip:
             opt_shape = SHAPES[OPTIMIZER_SHAPE].scaled(args.quick)
             if OPTIMIZER_SHAPE in shapes:
@@ -368,6 +395,7 @@ def main(argv=None) -> int:
         "skipped": skipped, "peers": meta, "limits": limits, "rows": rows, "optimizers": opts,
         "many": many, "compile": compile_times, "seconds": time.time() - started,
         "foreign_loads": runner.loads, "waited_for_quiet_seconds": runner.waited,
+        "baseline": baseline and baseline["rev"],
     }
     print()
     print(compare_report.render(report))

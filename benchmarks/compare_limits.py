@@ -1,10 +1,13 @@
 """The two ceilings every throughput is held against, measured in the same run.
 
 GEMM peak: the best GFLOP/s of a big float32 square matrix product through NumPy.
-BLAS floor: for one shape, only the training step's own matrix products, timed alone with
-NumPy over one epoch's batches: per layer the forward Z = A·Wᵀ, the weight gradient
-dW = dZᵀ·A and, except for the first layer, the input gradient dA = dZ·W. A trainer that
-matched it would spend no time at all on activations, losses, biases or updates.
+BLAS floor: for one shape, only the training step's own matrix products, timed alone over
+one epoch's batches: per layer the forward Z = A·Wᵀ, the weight gradient dW = dZᵀ·A and,
+except for the first layer, the input gradient dA = dZ·W. They run as the engine runs them:
+the engine's own `gemm`, each product cut into the same fixed slabs of single-threaded BLAS
+calls spread over the threads (kernels/blas.py), so the floor pays what that decomposition
+costs. A trainer that matched it would spend no time at all on activations, losses, biases
+or updates.
 
 Legend: B = batch rows, I = inputs of a layer, O = units of a layer.
 """
@@ -65,30 +68,43 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def _epoch_buffers(shape: Shape, rows: int, rng) -> list:
-    """Per layer (A (B, I), W (O, I), Z (B, O), dZ (B, O), dW (O, I), dA (B, I))."""
-    layers = []
-    for fan_in, fan_out in zip(shape.sizes[:-1], shape.sizes[1:]):
-        layers.append((
-            rng.random((rows, fan_in), dtype=np.float32),
-            rng.random((fan_out, fan_in), dtype=np.float32) - 0.5,
-            np.empty((rows, fan_out), dtype=np.float32),
-            rng.random((rows, fan_out), dtype=np.float32) - 0.5,
-            np.empty((fan_out, fan_in), dtype=np.float32),
-            np.empty((rows, fan_in), dtype=np.float32),
-        ))
-    return layers
+def _epoch_buffers(shape: Shape, rows: int, rng) -> dict:
+    """Flat float32 buffers for `rows`-row batches: per layer A (B, I), W (O, I), Z and dZ (B, O),
+    dW (O, I) and dA (B, I), each layer's block at the offsets of its kind."""
+    ins, outs = np.array(shape.sizes[:-1], np.int64), np.array(shape.sizes[1:], np.int64)
+    offsets = lambda sizes: np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    buf = {"ins": ins, "outs": outs, "a_off": offsets(rows * ins), "w_off": offsets(ins * outs),
+           "z_off": offsets(rows * outs)}
+    buf["a"] = rng.random(int((rows * ins).sum()), dtype=np.float32)
+    buf["w"] = rng.random(int((ins * outs).sum()), dtype=np.float32) - 0.5
+    buf["z"] = np.empty(int((rows * outs).sum()), dtype=np.float32)
+    buf["dz"] = rng.random(buf["z"].size, dtype=np.float32) - 0.5
+    buf["dw"] = np.empty_like(buf["w"])
+    buf["da"] = np.empty_like(buf["a"])
+    return buf
 
 
-def _step(layers: list) -> None:
-    """One training step's GEMMs: forward for every layer, then backward last to first."""
-    for a, w, z, _, _, _ in layers:
-        np.matmul(a, w.T, out=z)                   # Z (B, O) = A (B, I) · Wᵀ (I, O)
-    for k in range(len(layers) - 1, -1, -1):
-        a, w, _, dz, dw, da = layers[k]
-        np.matmul(dz.T, a, out=dw)                 # dW (O, I) = dZᵀ (O, B) · A (B, I)
-        if k > 0:
-            np.matmul(dz, w, out=da)               # dA (B, I) = dZ (B, O) · W (O, I)
+def _epoch_kernel():
+    """The compiled epoch of GEMM calls (built on first use: the limits worker imports the engine)."""
+    from numba import njit
+
+    from fusetrain.engine.kernels.blas import gemm, gemm_scratch
+
+    @njit(nogil=True)
+    def epoch(batches, ins, outs, a, a_off, w, w_off, z, dz, z_off, dw, da, iscr, fscr):
+        for rows in batches:
+            for l in range(ins.shape[0]):        # Z (B, O) = A (B, I) · Wᵀ (I, O)
+                gemm(False, True, rows, outs[l], ins[l], 1.0, a, a_off[l], ins[l], w, w_off[l], ins[l],
+                     0.0, z, z_off[l], outs[l], iscr, fscr, True)
+            for l in range(ins.shape[0] - 1, -1, -1):
+                # dW (O, I) = dZᵀ (O, B) · A (B, I)
+                gemm(True, False, outs[l], ins[l], rows, 1.0, dz, z_off[l], outs[l], a, a_off[l], ins[l],
+                     0.0, dw, w_off[l], ins[l], iscr, fscr, True)
+                if l > 0:                            # dA (B, I) = dZ (B, O) · W (O, I)
+                    gemm(False, False, rows, ins[l], outs[l], 1.0, dz, z_off[l], outs[l], w, w_off[l],
+                         ins[l], 0.0, da, a_off[l], ins[l], iscr, fscr, True)
+
+    return epoch, gemm_scratch
 
 
 def blas_floor(shape: Shape, threads: int, min_seconds: float = 0.3, tries: int = 5) -> dict:
@@ -97,17 +113,23 @@ def blas_floor(shape: Shape, threads: int, min_seconds: float = 0.3, tries: int 
     A timing covers as many whole epochs as fit in about `min_seconds` / `tries`, so the tiny
     shapes (one call takes a microsecond) are measured over many epochs.
     """
+    from fusetrain.engine import config as cfg
+
+    kernel, gemm_scratch = _epoch_kernel()
     rng = np.random.default_rng(0)
     sizes = batch_sizes(shape)
-    buffers = {b: _epoch_buffers(shape, b, rng) for b in set(sizes)}
-    plan = [buffers[b] for b in sizes]
+    # One set of buffers at the full batch serves the short last batch too (its offsets differ
+    # only in the unused tail), as in the engine.
+    buf = _epoch_buffers(shape, max(sizes), rng)
+    batches = np.array(sizes, np.int64)
+    iscr, fscr = gemm_scratch(np.float32)
 
     def epoch():
-        for layers in plan:
-            _step(layers)
+        kernel(batches, buf["ins"], buf["outs"], buf["a"], buf["a_off"], buf["w"], buf["w_off"], buf["z"],
+               buf["dz"], buf["z_off"], buf["dw"], buf["da"], iscr, fscr)
 
-    with _limit(threads):
-        epoch()                                    # warm up
+    with cfg.threads(threads):
+        epoch()                                    # compile, warm up
         once = _timed(epoch)
         reps = max(1, int(min_seconds / tries / max(once, 1e-9)))
 

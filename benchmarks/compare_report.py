@@ -35,11 +35,16 @@ def _ok(row) -> bool:
     return row is not None and "error" not in row
 
 
+def display_name(report: dict, name: str) -> str:
+    """A library's display name; the baseline row is fusetrain's engine at the baseline revision."""
+    return f"fusetrain @ {report.get('baseline')}" if name == "baseline" else LIBRARY_NAMES[name]
+
+
 def fastest_peer(report: dict, shape: str) -> tuple[str, dict] | tuple[None, None]:
     best = (None, None)
     for name, rows in report["rows"].items():
         row = rows.get(shape)
-        if name == "fusetrain" or not _ok(row):
+        if name in ("fusetrain", "baseline") or not _ok(row):
             continue
         if best[1] is None or row["samples_per_s"] > best[1]["samples_per_s"]:
             best = (name, row)
@@ -72,7 +77,7 @@ def _blas_lines(report: dict) -> list[str]:
                    f"{info.get('num_threads')} threads ({info.get('threading_layer')}) -- {role}")
     for name, meta in report.get("peers", {}).items():
         for info in (meta or {}).get("blas") or []:
-            if name != "fusetrain" and info.get("shipped_by") not in ("numpy", "scipy"):
+            if name not in ("fusetrain", "baseline") and info.get("shipped_by") not in ("numpy", "scipy"):
                 out.append(f"  {name}: {info.get('internal_api')} {info.get('version') or ''} "
                            f"({info.get('user_api')}, shipped by {info.get('shipped_by')}), "
                            f"{info.get('num_threads')} threads")
@@ -87,7 +92,7 @@ def render(report: dict) -> str:
     floors = limits.get("floor") or {}
     rows = report["rows"]
     lines = []
-    versions = ", ".join(f"{LIBRARY_NAMES[n]} {m.get('version')}" for n, m in report["peers"].items()
+    versions = ", ".join(f"{display_name(report, n)} {m.get('version')}" for n, m in report["peers"].items()
                          if m and m.get("version"))
     lines.append(f"fusetrain vs peers: float32, plain SGD, same architecture / batch / epochs / initial "
                  f"weights / data; {report['threads']} thread(s) of {report['cores']} cores; best of "
@@ -130,11 +135,11 @@ def render(report: dict) -> str:
             cell = label if first else ""
             first = False
             if not _ok(row):
-                table.append([cell, LIBRARY_NAMES[name], "error: " + row["error"][:60]] + [""] * 7)
+                table.append([cell, display_name(report, name), "error: " + row["error"][:60]] + [""] * 7)
                 continue
             ratio = "" if name == "fusetrain" or not _ok(ft) else f"{ft['samples_per_s'] / row['samples_per_s']:.2f}x"
             table.append([
-                cell, LIBRARY_NAMES[name], si(row["samples_per_s"]), ratio, f"{row['gflops']:.2f}",
+                cell, display_name(report, name), si(row["samples_per_s"]), ratio, f"{row['gflops']:.2f}",
                 f"{100 * row['gflops'] / peak:.1f}" if peak else "",
                 f"{100 * row['gflops'] / floor['gflops']:.0f}" if floor else "",
                 f"{row['compile_seconds']:.2f}" if row.get("compile_seconds") else "-",
@@ -151,11 +156,13 @@ def render(report: dict) -> str:
         for name in rows:
             row = rows[name].get(sname)
             if _ok(row) and row.get("epochs_run", shape["epochs"]) != shape["epochs"]:
-                lines.append(f"NOTE: {LIBRARY_NAMES[name]} ran {row['epochs_run']} of {shape['epochs']} epochs "
+                lines.append(f"NOTE: {display_name(report, name)} ran {row['epochs_run']} of {shape['epochs']} epochs "
                              f"on {sname} ({row.get('stop_reason', 'stopped early')}); its rate counts those only")
     lines.append("")
     lines.append("fusetrain/x: fusetrain's samples/s over that library's. % peak / % floor: GFLOP/s over the "
-                 "GEMM peak / over that shape's BLAS floor (its GEMM calls alone).")
+                 "GEMM peak / over that shape's BLAS floor (its GEMM calls alone, cut into the engine's fixed "
+                 "slabs of single-threaded BLAS calls, as the engine runs them).")
+    lines.extend(_baseline_lines(report))
     lines.append("final loss / acc: the shape's own loss and training accuracy after the run, computed "
                  "alike for all: a cross-check. tiny is full batch and unshuffled, so the libraries agree "
                  "to every printed digit; the others shuffle, each library in its own order. scikit-learn's "
@@ -176,6 +183,19 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _baseline_lines(report: dict) -> list[str]:
+    """fusetrain today over fusetrain at the baseline revision, per shape and optimizer, in this run."""
+    rows, opts = report["rows"], report.get("optimizers") or {}
+    if "baseline" not in rows:
+        return []
+    pairs = [(s, rows.get("fusetrain", {}).get(s), rows["baseline"].get(s)) for s in report["shapes"]]
+    pairs += [(f"{k} on large", opts.get("fusetrain", {}).get(k), opts.get("baseline", {}).get(k))
+              for k in ("momentum", "adam")]
+    cells = [f"{s} {si(a['samples_per_s'])}/{si(b['samples_per_s'])} = {a['samples_per_s'] / b['samples_per_s']:.2f}x"
+             for s, a, b in pairs if _ok(a) and _ok(b)]
+    return ["", f"fusetrain now / at {report['baseline']} (samples/s, same run): " + "; ".join(cells)]
+
+
 def _optimizer_lines(report: dict) -> list[str]:
     opts = report.get("optimizers") or {}
     if not opts:
@@ -188,7 +208,7 @@ def _optimizer_lines(report: dict) -> list[str]:
             r = rows.get(kind)
             return r["samples_per_s"] if _ok(r) else None
         s, m, a = sps("sgd"), sps("momentum"), sps("adam")
-        table.append([LIBRARY_NAMES[name], si(s) if s else "-", si(m) if m else "-", si(a) if a else "-",
+        table.append([display_name(report, name), si(s) if s else "-", si(m) if m else "-", si(a) if a else "-",
                       f"{m / s:.2f}" if s and m else "-", f"{a / s:.2f}" if s and a else "-"])
     if "fusetrain" in opts and "torch" in opts:
         f, t = opts["fusetrain"], opts["torch"]

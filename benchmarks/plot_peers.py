@@ -41,7 +41,7 @@ def series(report: dict) -> tuple[list[str], list[str], dict]:
     """(shapes, libraries, {library: [samples/s or None per shape]}) from a compare report."""
     shapes = list(report.get("shapes") or {})
     rows = report.get("rows") or {}
-    libraries = [n for n in ORDER if n in rows] + sorted(n for n in rows if n not in ORDER)
+    libraries = [n for n in ORDER if n in rows] + sorted(n for n in rows if n not in ORDER and n != "baseline")
     values = {}
     for lib in libraries:
         values[lib] = []

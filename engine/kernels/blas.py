@@ -144,7 +144,9 @@ def gemm(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, l
     One thread or many run the same calls on the same slabs, so C is bit-identical.
     """
     blocks, split_rows = gemm_plan(m, n, k)
-    if spread and blocks > 1:
+    if blocks == 1:
+        gemm_call(ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, scratch[0], coef[0])
+    elif spread:
         _gemm_threads(blocks, split_rows, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
                       c_off, ldc, scratch, coef, _mxcsr_get())
     else:
