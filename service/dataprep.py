@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import InvalidArgument
+from .tensors import tensor_to_array
 
 KINDS = ("minmax", "standardize")
 
@@ -50,8 +51,6 @@ def fit_normalization(norm, x: np.ndarray, dtype: str, where: str = "model.norma
     minmax: shift = min, scale = 1 / (max - min); standardize: shift = mean, scale = 1 / std.
     A constant column (range or std 0) gets scale 1, so it becomes 0 rather than NaN.
     """
-    from .specs import tensor_to_array
-
     kind = normalization_kind(norm)
     if not kind:
         return None

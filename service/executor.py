@@ -53,6 +53,7 @@ class Task:
     threads_per_worker: int
     resume_from: Optional[str] = None   # sha of a checkpoint file to resume from
     priority: int = 0             # JobSpec.priority: higher starts first, then submission order
+    job: Optional[object] = None  # specs.EngineJob made at admission (None: the worker converts `spec`)
 
 
 @dataclass

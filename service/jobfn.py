@@ -66,7 +66,9 @@ def run_job(task: ex.Task, ctx) -> ex.Outcome:
 
 def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     spec = job_pb2.JobSpec.FromString(task.spec)
-    job = to_engine(spec, task.limits, task.threads_per_worker)
+    # The engine form made at admission (a copy: a retry of this task must see it unchanged).
+    job = (dataclasses.replace(task.job) if task.job is not None
+           else to_engine(spec, task.limits, task.threads_per_worker))
     files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
     files.root = Path(task.data_dir)
     path = lambda sha: files.path("datasets", sha)  # noqa: E731

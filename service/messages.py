@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from .executor import METRIC_FIELDS
-from .specs import array_to_tensor
+from .tensors import array_to_tensor, tensor_to_array
 
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 ACTIVE = (pb.QUEUED, pb.RUNNING, pb.CANCELLING)
@@ -122,7 +122,6 @@ def result_message(result: dict) -> pb.JobResult:
 
 def result_normalization(msg: pb.JobResult):
     """(shift, scale) arrays of a JobResult's normalisation, or None."""
-    from .specs import tensor_to_array
     if not msg.HasField("normalization") or msg.normalization.kind in ("", "none"):
         return None
     return (tensor_to_array(msg.normalization.shift, "normalization.shift"),
@@ -131,7 +130,6 @@ def result_normalization(msg: pb.JobResult):
 
 def result_weights(msg: pb.JobResult) -> list:
     """[(W, b), ...] arrays of a JobResult."""
-    from .specs import tensor_to_array
     return [(tensor_to_array(layer.weights, f"layers[{i}].weights"),
              tensor_to_array(layer.bias, f"layers[{i}].bias")) for i, layer in enumerate(msg.layers)]
 

@@ -1,4 +1,4 @@
-"""JobSpec (the proto message) to the engine's dataclasses, tensors to arrays, and grid overrides.
+"""JobSpec (the proto message) to the engine's dataclasses, and the data checks of admission.
 
 Every error names the JobSpec field it is about, with the dotted JSON path a person writes in a
 job file (`model.layers[0].weights`, `training.epochs`), so the servicer can hand it to the client.
@@ -6,79 +6,18 @@ job file (`model.layers[0].weights`, `training.epochs`), so the servicer can han
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import numpy as np
-from google.protobuf import json_format, struct_pb2
 
 from fusetrain.engine import spec as es
 from fusetrain.v1 import job_pb2
 
 from .dataprep import check_normalization
 from .errors import InvalidArgument, ResourceExhausted
-
-# Tensor dtypes a client may send, all little-endian.
-TENSOR_DTYPES = {
-    "float32": np.dtype("<f4"),
-    "float64": np.dtype("<f8"),
-    "int32": np.dtype("<i4"),
-    "int64": np.dtype("<i8"),
-    "uint8": np.dtype("u1"),
-}
-
-
-# ---------------------------------------------------------------------------------------- tensors
-
-MAX_DIMENSION = 2**31 - 1
-
-def tensor_to_array(t: job_pb2.Tensor, field: str, shape: Optional[tuple] = None,
-                    max_elements: Optional[int] = None) -> np.ndarray:
-    """Decode a Tensor; `shape` is the expected shape, used when the tensor gives none."""
-    if t.data and len(t.values):
-        raise InvalidArgument(field, "give either data (raw bytes) or values, not both")
-    name = t.dtype or ("float64" if len(t.values) or not t.data else "")
-    if name not in TENSOR_DTYPES:
-        raise InvalidArgument(f"{field}.dtype", f"unknown dtype {t.dtype!r}; expected one of "
-                                                f"{', '.join(TENSOR_DTYPES)}")
-    dtype = TENSOR_DTYPES[name]
-    if t.data:
-        if len(t.data) % dtype.itemsize:
-            raise InvalidArgument(f"{field}.data", f"{len(t.data)} bytes is not a whole number of "
-                                                   f"{name} values")
-        count = len(t.data) // dtype.itemsize
-    else:
-        count = len(t.values)
-    if max_elements is not None and count > max_elements:
-        raise ResourceExhausted(field, f"{count} values is over the limit of {max_elements}")
-    dims = tuple(int(d) for d in t.shape)
-    if any(d < 0 for d in dims):
-        raise InvalidArgument(f"{field}.shape", f"negative dimension in {list(dims)}")
-    if any(d > MAX_DIMENSION for d in dims):      # numpy cannot even describe (0, 2**62)
-        raise InvalidArgument(f"{field}.shape", f"dimension over {MAX_DIMENSION} in {list(dims)}")
-    if not dims:
-        dims = shape if shape is not None and math.prod(shape) == count else (count,)
-    if math.prod(dims) != count:
-        raise InvalidArgument(field, f"shape {list(dims)} needs {math.prod(dims)} values, got {count}")
-    if t.data:
-        arr = np.frombuffer(t.data, dtype=dtype).reshape(dims)
-    else:
-        arr = np.asarray(t.values, dtype=np.float64).astype(dtype, copy=False).reshape(dims)
-    return arr
-
-
-def array_to_tensor(a: np.ndarray) -> job_pb2.Tensor:
-    """Raw little-endian bytes of `a`, with its dtype and shape."""
-    a = np.asarray(a)
-    name = a.dtype.name
-    if name not in TENSOR_DTYPES:
-        a, name = a.astype(np.float64), "float64"
-    data = np.ascontiguousarray(a, dtype=TENSOR_DTYPES[name]).tobytes()
-    return job_pb2.Tensor(dtype=name, shape=list(a.shape), data=data)
-
+from .tensors import array_to_tensor, tensor_to_array  # noqa: F401 -- array_to_tensor re-exported
 
 # ------------------------------------------------------------------------------- engine specs
 
@@ -286,77 +225,3 @@ def load_source(src, where: str, dataset_path: Optional[Callable[[str], str]], l
                 cache[src.dataset_id] = arrays
         return arrays[src.x_array or "x"], arrays[src.y_array or "y"]
     return (tensor_to_array(src.x, f"{where}.x"), tensor_to_array(src.y, f"{where}.y"))
-
-
-# ------------------------------------------------------------------------------------- overrides
-
-_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def apply_override(spec: job_pb2.JobSpec, path: str, value, where: str) -> None:
-    """Set the field at dotted `path` (JSON names, `[i]` for list items) of `spec` to `value`.
-
-    `value` is a plain Python value as in a JSON job file (a number, string, bool, list or dict).
-    """
-    parts = path.split(".") if path else []
-    if not parts:
-        raise InvalidArgument(f"{where}.field", "is empty")
-    msg = spec
-    for n, part in enumerate(parts):
-        match = _PART.match(part)
-        if not match:
-            raise InvalidArgument(f"{where}.field", f"cannot read {path!r} at {part!r}")
-        name, indexes = _snake(match.group(1)), [int(i) for i in re.findall(r"\d+", match.group(2))]
-        fd = msg.DESCRIPTOR.fields_by_name.get(name)
-        if fd is None:
-            raise InvalidArgument(f"{where}.field", f"{path!r}: {msg.DESCRIPTOR.name} has no field {name!r}")
-        last = n == len(parts) - 1
-        if last and not indexes:
-            try:
-                json_format.ParseDict({name: value}, msg)
-            except json_format.ParseError as exc:
-                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
-            return
-        target = getattr(msg, name)
-        for i in indexes:
-            if not fd.is_repeated or fd.message_type is None:
-                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a list of messages")
-            if i >= len(target):
-                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} has {len(target)} items")
-            target = target[i]
-        if last:
-            try:
-                json_format.ParseDict(value, target)
-            except (json_format.ParseError, AttributeError, TypeError) as exc:
-                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
-            return
-        if fd.message_type is None:
-            raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a message")
-        msg = target
-
-
-def expand_grid(base: job_pb2.JobSpec, axes: Iterable) -> list[job_pb2.JobSpec]:
-    """One spec per combination of the axes' values (the last axis varies fastest)."""
-    axes = list(axes)
-    columns = []
-    for a, axis in enumerate(axes):
-        if not axis.values:
-            raise InvalidArgument(f"grid[{a}].values", "needs at least one value")
-        columns.append([json_format.MessageToDict(v) if isinstance(v, struct_pb2.Value) else v
-                        for v in axis.values])
-    specs = []
-    for combo in itertools.product(*columns):
-        spec = job_pb2.JobSpec()
-        spec.CopyFrom(base)
-        for a, (axis, value) in enumerate(zip(axes, combo)):
-            apply_override(spec, axis.field, value, f"grid[{a}]")
-        specs.append(spec)
-    return specs
-
-
-def grid_size(axes) -> int:
-    return math.prod(len(axis.values) for axis in axes)

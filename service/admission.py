@@ -1,0 +1,145 @@
+"""Admission: whether a job may enter the queue, decided before anything is stored or started.
+
+A spec is checked field by field and turned into the engine's form once, here (the task carries
+that form to the worker); a batch is a list of specs or a base spec and a grid; the server's queue
+limit and each owner's quota are checked inside the transaction that inserts the jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import uuid
+from typing import Callable, Optional
+
+from fusetrain import engine
+from fusetrain.v1 import job_pb2, service_pb2 as pb
+
+from .config import ServerConfig
+from .errors import InvalidArgument, ResourceExhausted
+from .grids import expand_grid, grid_size
+from .specs import DatasetLookup, EngineJob, check_data, to_engine
+from .store import Store
+
+LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
+
+
+def prefixed(exc: Exception, prefix: str) -> Exception:
+    """The same error with its field under `prefix` (for the items of a batch)."""
+    if isinstance(exc, engine.LimitExceeded) or isinstance(exc, ResourceExhausted):
+        return ResourceExhausted(prefix + exc.field, exc.message if hasattr(exc, "message") else str(exc))
+    if isinstance(exc, engine.InvalidSpec):
+        return InvalidArgument(prefix + exc.field, exc.message)
+    if isinstance(exc, InvalidArgument):
+        return InvalidArgument(prefix + exc.field, exc.message.split(": ", 1)[1])
+    return exc
+
+
+def scoped(request_id: str, owner: Optional[str]) -> Optional[str]:
+    """A request id as stored: each owner has its own request ids."""
+    if not request_id:
+        return None
+    return f"{owner}/{request_id}" if owner else request_id
+
+
+class Admission:
+    """Checks specs, batches, the queue limit and quotas against the server's limits."""
+
+    def __init__(self, config: ServerConfig, store: Store, job_seconds: Callable[[], float]):
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self._job_seconds = job_seconds
+
+    def engine_job(self, spec: job_pb2.JobSpec) -> EngineJob:
+        """The engine's form of a spec already admitted (recovery after a restart)."""
+        return to_engine(spec, self.limits, self.config.threads_per_worker)
+
+    def check(self, spec: job_pb2.JobSpec, lookup: Optional[DatasetLookup] = None) -> EngineJob:
+        """Validate one spec (labels, model, optimizer, training, data); its engine form."""
+        lookup = lookup or self.lookup()
+        for key, value in spec.labels.items():
+            if not LABEL_KEY.match(key):
+                raise InvalidArgument("labels", f"key {key!r} must be 1-63 of A-Z a-z 0-9 _ . - /")
+            if len(value) > 256:
+                raise InvalidArgument(f"labels.{key}", "values are at most 256 characters")
+        job = self.engine_job(spec)
+        check_data(spec, job, lookup, self.limits)
+        return job
+
+    def lookup(self) -> DatasetLookup:
+        """Dataset array shapes by id, each read from the store once per request."""
+        seen: dict = {}
+
+        def lookup(dataset_id: str):
+            if dataset_id not in seen:
+                row = self.store.dataset(dataset_id)
+                seen[dataset_id] = None if row is None else row["arrays"]
+            return seen[dataset_id]
+        return lookup
+
+    def check_batch(self, req: pb.SubmitJobsRequest) -> tuple[list, list]:
+        """(specs, engine jobs) of a SubmitJobs request: its list of specs, or its base spec
+        expanded over its grid; each item's errors are named under `specs[i].` or `base.`."""
+        if req.specs and (req.HasField("base") or req.grid):
+            raise InvalidArgument("specs", "give either a list of specs, or a base spec and a grid")
+        if req.specs:
+            specs, prefix = list(req.specs), "specs[{}]."
+        elif req.HasField("base"):
+            n = grid_size(req.grid)
+            if n > self.limits.max_batch_jobs:
+                raise ResourceExhausted("grid", f"{n} combinations is over the limit of "
+                                                f"{self.limits.max_batch_jobs} jobs per batch")
+            specs, prefix = expand_grid(req.base, req.grid), "base."
+        else:
+            raise InvalidArgument("specs", "give a list of specs, or a base spec and a grid")
+        if len(specs) > self.limits.max_batch_jobs:
+            raise ResourceExhausted("specs", f"{len(specs)} jobs is over the limit of "
+                                             f"{self.limits.max_batch_jobs} per batch")
+        lookup = self.lookup()
+        jobs = []
+        for i, spec in enumerate(specs):
+            for key, value in req.labels.items():
+                spec.labels[key] = value
+            try:
+                jobs.append(self.check(spec, lookup))
+            except (engine.InvalidSpec, InvalidArgument, ResourceExhausted) as exc:
+                raise prefixed(exc, prefix.format(i)) from None
+        return specs, jobs
+
+    def check_room(self, tx, count: int, owner: Optional[str] = None) -> None:
+        """The server's queue limit, then the caller's quota (all callers are one owner without
+        authentication); RESOURCE_EXHAUSTED with a retry hint."""
+        active = tx.count_active()
+        if active + count > self.limits.max_queued_jobs:
+            wait = self.retry_hint(active + count - self.limits.max_queued_jobs)
+            raise ResourceExhausted("queue", f"{active} jobs are queued or running; the limit is "
+                                             f"{self.limits.max_queued_jobs}; retry in about {wait:g} s",
+                                    retry_after=wait)
+        quota = self.limits.max_client_jobs
+        if quota:
+            mine = tx.count_active(owner or "")
+            if mine + count > quota:
+                wait = self.retry_hint(mine + count - quota)
+                raise ResourceExhausted("quota", f"you have {mine} jobs queued or running and asked for "
+                                                 f"{count} more; the limit per client is {quota}; retry in "
+                                                 f"about {wait:g} s", retry_after=wait)
+
+    def retry_hint(self, excess: int) -> float:
+        """Seconds until about `excess` jobs have finished, from the recent job durations."""
+        per_job = self._job_seconds() / max(1, self.config.workers)
+        return float(min(300, max(1, math.ceil(excess * per_job))))
+
+
+def new_row(spec: job_pb2.JobSpec, job: EngineJob, request_id: str, batch_id: str, now: float,
+            owner: Optional[str] = None) -> dict:
+    """The store row of a newly admitted job."""
+    data = spec.SerializeToString(deterministic=True)
+    return {"id": uuid.uuid4().hex[:20], "state": pb.QUEUED, "spec": data, "owner": owner or "",
+            "spec_sha": hashlib.sha256(data).hexdigest(), "request_id": scoped(request_id, owner),
+            "batch_id": batch_id or None, "name": spec.name, "labels": dict(spec.labels),
+            "epochs_total": job.config.epochs, "created_at": now,
+            "failure_reason": 0, "message": "", "attempt": 0, "epochs_done": 0, "latest": None,
+            "started_at": None, "finished_at": None, "result_sha": None, "checkpoint_sha": None,
+            "next_seq": 1}
