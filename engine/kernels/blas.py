@@ -45,11 +45,12 @@ def _typed(arr, value):
 # multiples of BLOCK_ALIGN; each slab is one single-threaded ?gemm call over the full k, so
 # every element is summed in the same order however many threads share the slabs.
 # Measured on 2 cores (docs/ENGINE.md): each slab re-packs the operand it shares with the
-# others, so more slabs scale further but cost a wide layer up to 10% at two threads.
+# others; 2 slabs keep the wide shape at the speed of two-thread OpenBLAS, 4 cost it about 6%
+# at two threads, 16 about 15%.
 BLOCK_ALIGN = 16           # slab edges on multiples of 16 (the SIMD kernels' unroll)
 BLOCK_MIN_WIDTH = 128      # rows or columns per slab, at least
-BLOCK_MIN_MACS = 1 << 22   # multiply-adds per slab, at least (a call costs microseconds)
-MAX_BLOCKS = 4             # slabs per GEMM, a power of two (the scratch buffers' rows)
+BLOCK_MIN_MACS = 1 << 20   # multiply-adds per slab, at least (a call costs microseconds)
+MAX_BLOCKS = 2             # slabs per GEMM, a power of two (the scratch buffers' rows)
 
 
 @njit(**JIT)

@@ -57,11 +57,12 @@ def test_plan_cuts_the_output_into_aligned_slabs(m, n, k):
 
 def test_plan_spreads_the_comparison_shapes():
     # large (784-512-256-10, batch 128) and wide (784-2048-10, batch 256): every big GEMM is cut.
-    assert gemm_plan(128, 512, 784) == (4, False)     # forward of the first layer: columns
-    assert gemm_plan(512, 784, 128) == (4, True)      # its weight gradient: rows
-    assert gemm_plan(128, 256, 512)[0] == 2
-    assert gemm_plan(256, 2048, 784) == (4, False)
-    assert gemm_plan(32, 128, 64) == (1, False)       # a small product stays one call
+    assert gemm_plan(128, 512, 784) == (MAX_BLOCKS, False)    # forward of the first layer: columns
+    assert gemm_plan(512, 784, 128) == (MAX_BLOCKS, True)     # its weight gradient: rows
+    assert gemm_plan(128, 256, 512)[0] == MAX_BLOCKS
+    assert gemm_plan(256, 2048, 784) == (MAX_BLOCKS, False)
+    assert gemm_plan(256, 2048, 10) == (MAX_BLOCKS, True)     # wide's input gradient (k = 10): rows
+    assert gemm_plan(32, 128, 64) == (1, False)               # a small product stays one call
 
 
 @pytest.mark.parametrize("shape", SHAPES[1:])
