@@ -263,7 +263,8 @@ def export_baseline(rev: str, where: Path) -> dict:
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", rev, "engine"], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return {"rev": f"{rev} ({described.stdout.strip()})", "path": str(where)}
+    short = described.stdout.strip()
+    return {"rev": rev if short.startswith(rev) else f"{rev} ({short})", "path": str(where)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

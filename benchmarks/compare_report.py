@@ -70,7 +70,8 @@ def kept_foreign_load(report: dict) -> float:
 def _blas_lines(report: dict) -> list[str]:
     out = []
     limits = report.get("limits") or {}
-    roles = {"numpy": "NumPy's: the GEMM peak and the BLAS floor", "scipy": "SciPy's: fusetrain's GEMMs (cython_blas)"}
+    roles = {"numpy": "NumPy's: the GEMM peak",
+             "scipy": "SciPy's: fusetrain's GEMMs and the BLAS floor (cython_blas, one thread per slab)"}
     for info in limits.get("blas", []):
         role = roles.get(info.get("shipped_by"), info.get("shipped_by"))
         out.append(f"  {info.get('internal_api')} {info.get('version')}, kernel {info.get('architecture')}, "
