@@ -228,6 +228,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-job-seconds", type=float, help="wall-time limit of one job attempt")
     p.add_argument("--max-client-jobs", type=int,
                    help="most jobs queued or running per token owner (RESOURCE_EXHAUSTED with a retry hint)")
+    p.add_argument("--max-labels", type=int, help="most labels of one job or one label filter (default 64)")
+    p.add_argument("--max-streams", type=int,
+                   help="UploadDataset and WatchJob calls open at once (default: --rpc-threads less 4)")
+    p.add_argument("--max-client-streams", type=int, help="open streams of one token owner (default 8)")
+    p.add_argument("--max-dataset-decoded-bytes", type=int,
+                   help="largest uploaded dataset once decompressed, from its headers (default 1 GiB)")
     p.add_argument("--checkpoint-seconds", type=float, default=5.0, help="how often running jobs checkpoint")
     p.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="seconds running jobs get to checkpoint on SIGTERM/SIGINT")
@@ -256,7 +262,8 @@ def _serve(args) -> int:
 
     limits = ServiceLimits()
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
-                "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs"):
+                "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs", "max_labels",
+                "max_dataset_decoded_bytes", "max_streams", "max_client_streams"):
         value = getattr(args, key)
         if value is not None:
             setattr(limits, key, value)

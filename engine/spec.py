@@ -16,6 +16,10 @@ import numpy as np
 from .errors import InvalidSpec, LimitExceeded
 from .registry import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
 
+# Largest init_scale: uniform(-s, s) and normal(0, s) draws stay finite in float32 far below this,
+# where a larger scale overflows the draw (1e308) or the first forward pass.
+MAX_INIT_SCALE = 1e6
+
 
 @dataclass
 class LayerSpec:
@@ -157,7 +161,7 @@ def validate_model(model: ModelSpec, limits: Limits = Limits()) -> None:
     _name(model.loss, "model.loss", LOSSES)
     _name(model.initializer, "model.initializer", INITIALIZERS)
     _name(model.dtype, "model.dtype", DTYPES)
-    _real(model.init_scale, "model.init_scale", 0.0, lo_open=True)
+    _real(model.init_scale, "model.init_scale", 0.0, MAX_INIT_SCALE, lo_open=True)
     _int(model.seed, "model.seed", 0, 2**63 - 1)
     n_layers = len(model.layers)
     for idx, (fan_in, layer) in enumerate(zip(model.layer_inputs(), model.layers)):

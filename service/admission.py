@@ -20,9 +20,10 @@ from .config import ServerConfig
 from .errors import InvalidArgument, ResourceExhausted
 from .grids import expand_grid, grid_size
 from .specs import DatasetLookup, EngineJob, check_data, to_engine
-from .store import Store
+from .store import Store, request_key
 
-LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-/]{1,63}$")
+LABEL_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,63}")
+MAX_LABEL_VALUE = 256
 
 
 def prefixed(exc: Exception, prefix: str) -> Exception:
@@ -37,10 +38,8 @@ def prefixed(exc: Exception, prefix: str) -> Exception:
 
 
 def scoped(request_id: str, owner: Optional[str]) -> Optional[str]:
-    """A request id as stored: each owner has its own request ids."""
-    if not request_id:
-        return None
-    return f"{owner}/{request_id}" if owner else request_id
+    """A request id as stored: each owner has its own request ids (keyed by the pair)."""
+    return request_key(owner, request_id)
 
 
 class Admission:
@@ -59,14 +58,22 @@ class Admission:
     def check(self, spec: job_pb2.JobSpec, lookup: Optional[DatasetLookup] = None) -> EngineJob:
         """Validate one spec (labels, model, optimizer, training, data); its engine form."""
         lookup = lookup or self.lookup()
-        for key, value in spec.labels.items():
-            if not LABEL_KEY.match(key):
-                raise InvalidArgument("labels", f"key {key!r} must be 1-63 of A-Z a-z 0-9 _ . - /")
-            if len(value) > 256:
-                raise InvalidArgument(f"labels.{key}", "values are at most 256 characters")
+        self.check_labels(spec.labels, "labels")
         job = self.engine_job(spec)
         check_data(spec, job, lookup, self.limits)
         return job
+
+    def check_labels(self, labels, field: str) -> None:
+        """A job's labels, or a ListJobs label filter: at most max_labels, keys of 1-63 characters
+        A-Z a-z 0-9 _ . - /, values of at most 256 characters."""
+        if len(labels) > self.limits.max_labels:
+            raise InvalidArgument(field, f"{len(labels)} labels is over the limit of "
+                                         f"{self.limits.max_labels} (max_labels)")
+        for key, value in labels.items():
+            if not LABEL_KEY.fullmatch(key):
+                raise InvalidArgument(field, f"key {key[:80]!r} must be 1-63 of A-Z a-z 0-9 _ . - /")
+            if len(value) > MAX_LABEL_VALUE:
+                raise InvalidArgument(f"{field}.{key}", f"values are at most {MAX_LABEL_VALUE} characters")
 
     def lookup(self) -> DatasetLookup:
         """Dataset array shapes by id, each read from the store once per request."""

@@ -27,6 +27,10 @@ class ServiceLimits:
     max_layers: int = 64
     max_units: int = 65_536
     max_client_jobs: int = 0                       # queued + running jobs of one owner; 0 = no limit
+    max_labels: int = 64                           # labels of one job, and of one ListJobs filter
+    max_dataset_decoded_bytes: int = 1024 * 1024 * 1024   # an uploaded NPZ's arrays, decompressed
+    max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
+    max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Datasets: the upload stream, the inspection of an uploaded NPZ file, and reads.
 
 An upload is written to a temporary file while its sha256 is computed; bytes already known are
-free. Array headers are read before any data, so a small compressed file cannot make the server
-allocate more than the limits allow; then the values are checked to be finite.
+free. Sizes are read from the zip directory and the array headers before any data, so a small
+compressed file cannot make the server allocate more than the limits allow; then the values are
+checked to be finite a chunk at a time.
 """
 
 from __future__ import annotations
@@ -27,14 +28,27 @@ from .store import Store, storage_unavailable
 log = logging.getLogger("fusetrain.jobs")
 
 
-def inspect_npz(path: str, max_elements: int) -> dict:
-    """{array name: {"dtype", "shape"}} of a valid NPZ file; raise InvalidArgument otherwise."""
+CHECK_CHUNK = 1 << 20       # bytes of one array decoded at a time while checking finiteness
+
+
+def inspect_npz(path: str, max_elements: int, max_decoded_bytes: int) -> dict:
+    """{array name: {"dtype", "shape"}} of a valid NPZ file; raise InvalidArgument otherwise.
+
+    Sizes come from the zip directory and the .npy headers, before any data is decoded: each
+    array's values and the sum over arrays are checked against `max_elements` and
+    `max_decoded_bytes` (ResourceExhausted naming max_dataset_decoded_bytes). Then the values are
+    checked to be finite a chunk at a time, so the check needs CHECK_CHUNK bytes whatever the size.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidArgument("chunk", f"not an NPZ file (a zip of .npy arrays): {exc}") from None
-    arrays = {}
+    arrays, headers, total = {}, {}, 0
     with archive:
+        declared = sum(info.file_size for info in archive.infolist())
+        if declared > max_decoded_bytes + 4096 * len(archive.infolist()):
+            raise ResourceExhausted("chunk", f"the NPZ file decompresses to {declared} bytes, over the limit "
+                                             f"of {max_decoded_bytes} (max_dataset_decoded_bytes)")
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 raise InvalidArgument("chunk", f"NPZ member {info.filename!r} is not a .npy array")
@@ -43,30 +57,66 @@ def inspect_npz(path: str, max_elements: int) -> dict:
                 with archive.open(info) as fp:
                     version = np.lib.format.read_magic(fp)
                     if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
                     else:
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+                    offset = fp.tell()
             except (ValueError, OSError, zipfile.BadZipFile) as exc:
                 raise InvalidArgument("chunk", f"array {name!r}: unreadable .npy header: {exc}") from None
             if dtype.kind not in "biuf" or dtype.hasobject:
                 raise InvalidArgument("chunk", f"array {name!r} has dtype {dtype}; only numbers are accepted")
-            if math.prod(shape) > max_elements:
-                raise ResourceExhausted("chunk", f"array {name!r} has {math.prod(shape)} values, over the "
+            count = math.prod(shape)
+            if count > max_elements:
+                raise ResourceExhausted("chunk", f"array {name!r} has {count} values, over the "
                                                  f"limit of {max_elements}")
+            total += count * dtype.itemsize
+            if total > max_decoded_bytes:
+                raise ResourceExhausted("chunk", f"array {name!r} brings the decoded size to {total} bytes, "
+                                                 f"over the limit of {max_decoded_bytes} "
+                                                 f"(max_dataset_decoded_bytes)")
+            if info.file_size != offset + count * dtype.itemsize:
+                raise InvalidArgument("chunk", f"array {name!r}: its header describes "
+                                               f"{count * dtype.itemsize} bytes of data, the file holds "
+                                               f"{info.file_size - offset}")
             arrays[name] = {"dtype": dtype.name, "shape": [int(d) for d in shape]}
-    if not arrays:
-        raise InvalidArgument("chunk", "the NPZ file holds no arrays")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            for name in arrays:
-                values = npz[name]
-                if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-                    row = int(np.argwhere(~np.isfinite(values))[0][0])
-                    raise InvalidArgument("chunk", f"array {name!r} contains NaN or infinity "
-                                                   f"(first at index {row})")
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InvalidArgument("chunk", f"unreadable NPZ data: {exc}") from None
+            headers[name] = (info, offset, dtype, shape, fortran)
+        if not arrays:
+            raise InvalidArgument("chunk", "the NPZ file holds no arrays")
+        try:
+            for name, header in headers.items():
+                _check_finite(archive, name, *header)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise InvalidArgument("chunk", f"unreadable NPZ data: {exc}") from None
     return arrays
+
+
+def _check_finite(archive: zipfile.ZipFile, name: str, info, offset: int, dtype, shape, fortran) -> None:
+    """Raise InvalidArgument at the first NaN or infinity of a float array, read a chunk at a time."""
+    if dtype.kind != "f":
+        return
+    step = max(1, CHECK_CHUNK // dtype.itemsize) * dtype.itemsize
+    remaining = math.prod(shape) * dtype.itemsize
+    seen = 0                                   # values checked so far
+    with archive.open(info) as fp:
+        fp.read(offset)
+        while remaining:
+            data = fp.read(min(step, remaining))
+            if not data or len(data) % dtype.itemsize:
+                raise InvalidArgument("chunk", f"array {name!r}: the data ends early")
+            remaining -= len(data)
+            values = np.frombuffer(data, dtype=dtype)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                flat = seen + int(np.argmax(bad))
+                if not shape:
+                    row = 0
+                elif fortran:
+                    row = flat % shape[0]
+                else:
+                    row = flat // max(1, math.prod(shape[1:]))
+                raise InvalidArgument("chunk", f"array {name!r} contains NaN or infinity "
+                                               f"(first at index {row})")
+            seen += values.size
 
 
 def dataset_message(row: dict, already: bool) -> pb.Dataset:
@@ -112,7 +162,8 @@ class Datasets:
             if known is not None:
                 os.unlink(tmp)
                 return dataset_message(known, already=True)
-            arrays = inspect_npz(tmp, self.limits.max_rows * self.limits.max_units)
+            arrays = inspect_npz(tmp, self.limits.max_rows * self.limits.max_units,
+                                 self.limits.max_dataset_decoded_bytes)
             self.files.commit_temp("datasets", tmp, sha)
         except BaseException as exc:
             if os.path.lexists(tmp):

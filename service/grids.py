@@ -62,6 +62,19 @@ def apply_override(spec: job_pb2.JobSpec, path: str, value, where: str) -> None:
         msg = target
 
 
+def check_finite(value: struct_pb2.Value, where: str) -> None:
+    """Refuse NaN and infinity anywhere in a grid value (JSON has neither)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(value.number_value):
+        raise InvalidArgument(where, f"{value.number_value} is not a finite number")
+    if kind == "list_value":
+        for item in value.list_value.values:
+            check_finite(item, where)
+    elif kind == "struct_value":
+        for item in value.struct_value.fields.values():
+            check_finite(item, where)
+
+
 def expand_grid(base: job_pb2.JobSpec, axes: Iterable) -> list[job_pb2.JobSpec]:
     """One spec per combination of the axes' values (the last axis varies fastest)."""
     axes = list(axes)
@@ -69,8 +82,13 @@ def expand_grid(base: job_pb2.JobSpec, axes: Iterable) -> list[job_pb2.JobSpec]:
     for a, axis in enumerate(axes):
         if not axis.values:
             raise InvalidArgument(f"grid[{a}].values", "needs at least one value")
-        columns.append([json_format.MessageToDict(v) if isinstance(v, struct_pb2.Value) else v
-                        for v in axis.values])
+        column = []
+        for j, v in enumerate(axis.values):
+            if isinstance(v, struct_pb2.Value):
+                check_finite(v, f"grid[{a}].values[{j}]")
+                v = json_format.MessageToDict(v)
+            column.append(v)
+        columns.append(column)
     specs = []
     for combo in itertools.product(*columns):
         spec = job_pb2.JobSpec()

@@ -146,6 +146,10 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
         status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
     if result.stop_reason == engine.DIVERGED:
+        if not all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in out["weights"]):
+            # Weights that are not finite predict nothing: keep none, and say so.
+            return ex.Outcome(ex.FAILED, "DIVERGED", f"{result.message}; those weights are not finite, "
+                              f"so no weights were kept", attempt=task.attempt, started_at=started)
         return outcome(ex.FAILED, "DIVERGED")
     if result.stop_reason == engine.STOPPED:
         if why[0] == "suspend":

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import threading
 import time
 import uuid
 from typing import Callable, Iterator, Optional
@@ -30,11 +32,13 @@ from .predict import Predictor
 from .recorder import Recorder, emit, recover, resolved
 from .specs import EngineJob
 from .store import Store
+from .streams import stream_limit
 from .watch import Changes, Watch
 
 log = logging.getLogger("fusetrain.jobs")
 
 VERSION = "0.1.0"
+PAGE_TOKEN = re.compile(r"[0-9]{1,18}")     # a job's seq, as ListJobs hands it out
 
 
 class JobManager:
@@ -45,6 +49,8 @@ class JobManager:
         self.store = Store(config.data_dir)
         self.files = self.store.files
         self._draining = False
+        self._handoff = threading.Lock()    # cancel vs. the hand-off of a committed job
+        self._unsent: set = set()           # committed QUEUED jobs not yet handed to the executor
         self.changes = Changes()
         self.recorder = Recorder(self.store, self.changes)
         self.admission = Admission(config, self.store, lambda: self.recorder.job_seconds)
@@ -70,7 +76,10 @@ class JobManager:
                              max_queued_jobs=lim.max_queued_jobs, max_batch_jobs=lim.max_batch_jobs,
                              max_job_seconds=lim.max_job_seconds, max_threads=self.config.threads_per_worker,
                              max_rows=lim.max_rows, max_layers=lim.max_layers, max_units=lim.max_units,
-                             max_client_jobs=lim.max_client_jobs),
+                             max_client_jobs=lim.max_client_jobs, max_labels=lim.max_labels,
+                             max_dataset_decoded_bytes=lim.max_dataset_decoded_bytes,
+                             max_streams=stream_limit(lim.max_streams, self.config.rpc_threads),
+                             max_client_streams=lim.max_client_streams),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
 
@@ -100,6 +109,7 @@ class JobManager:
                     return job_message(existing)
             self.admission.check_room(tx, 1, owner)
             tx.insert_job(row)
+            self._unsent.add(row["id"])
             emit(tx, row["id"], [state_event(row["id"], pb.QUEUED, now)])
         self.changes.notify()
         log.info("job %s QUEUED epochs=%d%s", row["id"], job.config.epochs,
@@ -126,6 +136,7 @@ class JobManager:
             self.admission.check_room(tx, len(rows), owner)
             for row in rows:
                 tx.insert_job(row)
+                self._unsent.add(row["id"])
                 emit(tx, row["id"], [state_event(row["id"], pb.QUEUED, now)])
             tx.insert_batch(batch_id, scoped(req.request_id, owner), request_sha, [r["id"] for r in rows])
         self.changes.notify()
@@ -141,7 +152,11 @@ class JobManager:
                        time_limit=job.time_limit, checkpoint_seconds=self.config.checkpoint_seconds,
                        limits=self.limits, threads_per_worker=self.config.threads_per_worker,
                        resume_from=row["checkpoint_sha"], priority=job.priority, job=job)
-        future = self.executor.submit(task)
+        with self._handoff:
+            if row["id"] not in self._unsent:
+                return                      # cancelled between its commit and now: never starts
+            self._unsent.discard(row["id"])
+            future = self.executor.submit(task)
         future.add_done_callback(lambda f, job_id=row["id"]: self.recorder.done(job_id, f))
 
     def _restart(self, row: dict) -> None:
@@ -152,6 +167,7 @@ class JobManager:
             self.recorder.done(row["id"], resolved(ex.Outcome(
                 ex.FAILED, "INVALID_DATA", f"no longer valid under this server's limits: {exc}")))
             return
+        self._unsent.add(row["id"])
         self._start(row, job)
 
     def _check_open(self) -> None:
@@ -179,9 +195,10 @@ class JobManager:
                 raise InvalidArgument("states", f"unknown job state {state}")
         before = None
         if req.page_token:
-            if not req.page_token.isdigit():
+            if not PAGE_TOKEN.fullmatch(req.page_token):
                 raise InvalidArgument("page_token", "not a token returned by ListJobs")
             before = int(req.page_token)
+        self.admission.check_labels(req.labels, "labels")
         rows = self.store.list_jobs(list(req.states), dict(req.labels), req.batch_id, before, size + 1,
                                     owner=owner)
         more = len(rows) > size
@@ -219,7 +236,12 @@ class JobManager:
         row = self._row(job_id, owner)
         if row["state"] in TERMINAL:
             return job_message(row)
-        answer = self.executor.cancel(job_id, force)
+        with self._handoff:
+            if job_id in self._unsent:      # committed, not handed over yet: it never starts
+                self._unsent.discard(job_id)
+                answer = ex.CANCELLED_QUEUED
+            else:
+                answer = self.executor.cancel(job_id, force)
         now = time.time()
         with self.store.tx() as tx:
             row = tx.job(job_id)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from .executor import METRIC_FIELDS
+from .store import request_id_of
 from .tensors import array_to_tensor, tensor_to_array
 
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
@@ -60,10 +61,7 @@ def _finite(value) -> float:
 
 
 def job_message(row: dict, include_spec: bool = True) -> pb.Job:
-    request_id, owner = row["request_id"] or "", row.get("owner") or ""
-    if owner and request_id.startswith(owner + "/"):     # stored per owner (jobs._scoped)
-        request_id = request_id[len(owner) + 1:]
-    job = pb.Job(id=row["id"], state=row["state"], request_id=request_id,
+    job = pb.Job(id=row["id"], state=row["state"], request_id=request_id_of(row["request_id"]),
                  batch_id=row["batch_id"] or "", failure_reason=row["failure_reason"],
                  message=row["message"], attempt=row["attempt"], epochs_done=row["epochs_done"],
                  epochs_total=row["epochs_total"], has_result=bool(row["result_sha"]), name=row["name"],

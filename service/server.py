@@ -20,6 +20,7 @@ from .auth import check_bind, load_tokens, server_credentials
 from .config import ServerConfig
 from .jobs import JobManager
 from .servicer import ErrorInterceptor, TokenInterceptor, TrainingServicer
+from .streams import StreamSlots, stream_limit
 
 log = logging.getLogger("fusetrain.server")
 
@@ -42,7 +43,9 @@ class Server:
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", -1),   # results of big models may be large
                      ("grpc.so_reuseport", 0)])
-        service_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(self.manager), self.grpc)
+        self.stream_slots = slots = StreamSlots(stream_limit(config.limits.max_streams, config.rpc_threads),
+                            config.limits.max_client_streams)
+        service_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(self.manager, slots), self.grpc)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         for name in ("", SERVICE_NAME):

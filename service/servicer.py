@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import grpc
 
@@ -15,6 +16,7 @@ from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 from . import errors
 from .auth import TokenInterceptor, current_owner  # noqa: F401 -- TokenInterceptor re-exported
 from .jobs import JobManager
+from .streams import StreamSlots
 
 log = logging.getLogger("fusetrain.servicer")
 
@@ -124,14 +126,16 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 
 class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, manager: JobManager):
+    def __init__(self, manager: JobManager, slots: Optional[StreamSlots] = None):
         self.jobs = manager
+        self.slots = slots or StreamSlots(1 << 30, 0)
 
     def GetServerInfo(self, request, context):
         return self.jobs.server_info()
 
     def UploadDataset(self, request_iterator, context):
-        return self.jobs.upload_dataset(request_iterator)
+        with self.slots.hold(current_owner()):
+            return self.jobs.upload_dataset(request_iterator)
 
     def GetDataset(self, request, context):
         return self.jobs.dataset(request.dataset_id)
@@ -150,8 +154,9 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
 
     def WatchJob(self, request, context):
         owner = current_owner()
-        for events in self.jobs.watch(request.job_id, request.after_sequence, context.is_active, owner=owner):
-            yield pb.WatchJobResponse(events=events)
+        with self.slots.hold(owner):
+            for events in self.jobs.watch(request.job_id, request.after_sequence, context.is_active, owner=owner):
+                yield pb.WatchJobResponse(events=events)
 
     def CancelJob(self, request, context):
         return self.jobs.cancel(request.job_id, request.force, owner=current_owner())

@@ -27,7 +27,22 @@ def storage_unavailable(exc: BaseException) -> Unavailable:
     what = getattr(exc, "strerror", None) or str(exc)
     return Unavailable(f"the job store is unavailable ({what}); nothing was changed, try again later")
 
-SCHEMA_VERSION = 2   # 2: jobs.owner
+SCHEMA_VERSION = 3   # 2: jobs.owner; 3: request ids keyed by (owner, request id)
+
+
+def request_key(owner: Optional[str], request_id: str) -> Optional[str]:
+    """A client request id as stored: the pair (owner, id) in one unambiguous string (a JSON
+    array), so no two owners' ids can collide whatever characters they hold."""
+    if not request_id:
+        return None
+    return json.dumps([owner or "", request_id], ensure_ascii=False, separators=(",", ":"))
+
+
+def request_id_of(key: Optional[str]) -> str:
+    """The client's request id in a stored key."""
+    if not key:
+        return ""
+    return json.loads(key)[1]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -186,6 +201,9 @@ class Store:
             version = tx.c.execute("PRAGMA user_version").fetchone()[0]
             if version == 1:     # a store made before jobs had owners: they belong to no token
                 tx.c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                version = 2
+            if version == 2:     # request ids were stored as 'owner/id'
+                _migrate_request_ids(tx.c)
                 version = 0
             if version == 0:
                 tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -270,10 +288,11 @@ class Store:
         return [_job_row(r) for r in self._query(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state IN (1, 2, 3) ORDER BY seq")]
 
-    def events(self, job_id: str, after: int) -> list[tuple[int, int, bytes]]:
-        """(first sequence, kind, payload) of the event rows holding events after `after`, in order."""
+    def events(self, job_id: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """(first sequence, kind, payload) of at most `limit` event rows holding events after
+        `after`, in order."""
         return self._query("SELECT seq_first, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
-                           "ORDER BY seq_last", (job_id, after))
+                           "ORDER BY seq_last LIMIT ?", (job_id, after, limit))
 
     def dataset(self, dataset_id: str) -> Optional[dict]:
         rows = self._query("SELECT id, name, size_bytes, arrays, created_at FROM datasets WHERE id = ?",
@@ -282,6 +301,23 @@ class Store:
             return None
         r = rows[0]
         return {"id": r[0], "name": r[1], "size_bytes": r[2], "arrays": json.loads(r[3]), "created_at": r[4]}
+
+
+def _migrate_request_ids(c: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: 'owner/id' (or a bare id without an owner) becomes request_key(owner, id)."""
+    def split(owner: str, stored: str) -> str:
+        return stored[len(owner) + 1:] if owner and stored.startswith(owner + "/") else stored
+
+    for job_id, owner, stored in c.execute("SELECT id, owner, request_id FROM jobs "
+                                           "WHERE request_id IS NOT NULL").fetchall():
+        c.execute("UPDATE jobs SET request_id = ? WHERE id = ?", (request_key(owner, split(owner, stored)), job_id))
+    for batch_id, stored, job_ids in c.execute("SELECT id, request_id, job_ids FROM batches "
+                                               "WHERE request_id IS NOT NULL").fetchall():
+        ids = json.loads(job_ids)
+        row = c.execute("SELECT owner FROM jobs WHERE id = ?", (ids[0],)).fetchone() if ids else None
+        owner = row[0] if row else ""
+        c.execute("UPDATE batches SET request_id = ? WHERE id = ?",
+                  (request_key(owner, split(owner, stored)), batch_id))
 
 
 def _job_row(row) -> Optional[dict]:

@@ -1,7 +1,9 @@
 """WatchJob: a job's events after a sequence number, as they are recorded, until its final state.
 
-The recorder bumps `Changes` after each commit; a watcher reads the store, sends what is new, and
-waits for the next change (or half a second, whichever is first).
+The recorder bumps `Changes` after each commit; a watcher reads the store a page of rows at a time
+(WATCH_PAGE_ROWS), sends what is new, and waits for the next change (or half a second, whichever is
+first). Memory per call is one page whatever the history's length, and the stream ends as soon as
+the client has gone (`active()` is asked before every message).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .messages import TERMINAL, epoch_events
 from .store import Store, unpack_events
 
 WATCH_BATCH = 1000          # events per WatchJobResponse
+WATCH_PAGE_ROWS = 16        # stored event rows read at once (a row: one commit's events of a job)
 
 
 class Changes:
@@ -68,13 +71,23 @@ class Watch:
         last = after
         while active():
             version = self.changes.version()
-            ready = []
-            for first, kind, payload in self.store.events(job_id, last):
+            page = self.store.events(job_id, last, WATCH_PAGE_ROWS)
+            ready: list = []
+            for first, kind, payload in page:
                 ready.extend(e for e in decode_events(job_id, first, kind, payload) if e.sequence > last)
-                if ready:
-                    last = ready[-1].sequence
-            for start in range(0, len(ready), WATCH_BATCH):
-                yield ready[start:start + WATCH_BATCH]
+                while len(ready) >= WATCH_BATCH:
+                    if not active():
+                        return
+                    yield ready[:WATCH_BATCH]
+                    last = ready[WATCH_BATCH - 1].sequence
+                    del ready[:WATCH_BATCH]
+            if ready:
+                if not active():
+                    return
+                yield ready
+                last = ready[-1].sequence
+            if len(page) == WATCH_PAGE_ROWS:
+                continue                    # more is stored: the next page now
             row = self.store.job(job_id)
             if row is None:
                 return

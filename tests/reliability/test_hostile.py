@@ -1,0 +1,372 @@
+"""Hostile but protocol-valid requests (issue 11's findings), each against an in-process server on
+127.0.0.1: the status code, a message that names the field or limit, and a server that still
+answers health and GetServerInfo afterwards."""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from reliability_helpers import ALICE, BOB, in_process_server, stub_for
+from service_helpers import upload, wait_done, watch, xor_spec
+
+from fusetrain.service.config import ServiceLimits
+from fusetrain.service.tensors import tensor_to_array
+from fusetrain.v1 import job_pb2, service_pb2 as pb
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = in_process_server(tmp_path / "data")
+    yield s
+    s.stop(grace=1)
+
+
+@pytest.fixture
+def stub(server):
+    channel, stub, _ = stub_for(server.address)
+    stub.server, stub.channel = server, channel
+    yield stub
+    channel.close()
+
+
+def refused(call, code: grpc.StatusCode, *words: str) -> str:
+    """Make the call; assert it fails with `code` and a message holding each of `words`."""
+    with pytest.raises(grpc.RpcError) as exc:
+        call()
+    assert exc.value.code() == code, exc.value.details()
+    for word in words:
+        assert word in exc.value.details(), exc.value.details()
+    return exc.value.details()
+
+
+def assert_healthy(stub) -> None:
+    health = health_pb2_grpc.HealthStub(stub.channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+        health_pb2.HealthCheckResponse.SERVING
+    assert stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=5).version
+
+
+# ------------------------------------------------------------------------------ 9: page tokens
+
+@pytest.mark.parametrize("token", ["\u00b2", "9" * 5000, "9" * 20, "-1", "1e3", " 12"])
+def test_bad_page_token_is_invalid_argument(stub, token):
+    refused(lambda: stub.ListJobs(pb.ListJobsRequest(page_token=token)),
+            grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    assert_healthy(stub)
+
+
+# ----------------------------------------------------------------------------- 10: label filters
+
+@pytest.mark.parametrize("labels, field", [
+    ({"a\x00b": "x"}, "labels"),
+    ({f"k{i}": "v" for i in range(1200)}, "labels"),
+    ({"task": "v" * 300}, "labels.task"),
+    ({"bad key": "x"}, "labels"),
+])
+def test_bad_label_filter_is_invalid_argument(stub, labels, field):
+    refused(lambda: stub.ListJobs(pb.ListJobsRequest(labels=labels)),
+            grpc.StatusCode.INVALID_ARGUMENT, field)
+    assert_healthy(stub)
+
+
+def test_good_label_filter_still_filters(stub):
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=5)))
+    assert [j.id for j in stub.ListJobs(pb.ListJobsRequest(labels={"task": "xor"})).jobs] == [job.id]
+    assert not stub.ListJobs(pb.ListJobsRequest(labels={"task": "other"})).jobs
+    wait_done(stub, job.id)
+
+
+# ------------------------------------------------------------------------ 11: NaN in grid values
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_grid_value_is_invalid_argument(stub, value):
+    axis = pb.GridAxis(field="optimizer.learning_rate",
+                       values=[struct_pb2.Value(number_value=0.1), struct_pb2.Value(number_value=value)])
+    details = refused(lambda: stub.SubmitJobs(pb.SubmitJobsRequest(base=xor_spec(), grid=[axis])),
+                      grpc.StatusCode.INVALID_ARGUMENT, "grid[0].values[1]")
+    assert "finite" in details
+    nested = struct_pb2.Value()
+    nested.list_value.values.add().number_value = value
+    axis = pb.GridAxis(field="model.layers[0]", values=[nested])
+    refused(lambda: stub.SubmitJobs(pb.SubmitJobsRequest(base=xor_spec(), grid=[axis])),
+            grpc.StatusCode.INVALID_ARGUMENT, "grid[0].values[0]")
+    assert not stub.ListJobs(pb.ListJobsRequest()).jobs          # nothing was queued
+    assert_healthy(stub)
+
+
+# ------------------------------------------------------------------------ 12: spec number ranges
+
+@pytest.mark.parametrize("initializer", ["uniform", "normal"])
+def test_huge_init_scale_is_refused_at_submit(stub, initializer):
+    spec = xor_spec()
+    spec.model.initializer, spec.model.init_scale = initializer, 1e308
+    refused(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=spec)),
+            grpc.StatusCode.INVALID_ARGUMENT, "model.init_scale")
+    assert not stub.ListJobs(pb.ListJobsRequest()).jobs
+    assert_healthy(stub)
+
+
+# ---------------------------------------------------------------------- 8: request ids per owner
+
+def test_request_ids_of_owners_never_collide(tmp_path):
+    """Owner 'alice/x' with request id 'r9' and owner 'alice' with 'x/r9' are two requests."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice/x {ALICE}\nalice {BOB}\n")
+    server = in_process_server(tmp_path / "data", token_file=tokens)
+    try:
+        ca, slashed, s_md = stub_for(server.address, ALICE)
+        cb, plain, p_md = stub_for(server.address, BOB)
+        with ca, cb:
+            first = slashed.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=5), request_id="r9"),
+                                      metadata=s_md)
+            second = plain.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=7), request_id="x/r9"),
+                                     metadata=p_md)
+            assert second.id != first.id and second.spec.training.epochs == 7
+            assert second.request_id == "x/r9" and first.request_id == "r9"
+            again = plain.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=7), request_id="x/r9"),
+                                    metadata=p_md)
+            assert again.id == second.id                       # still idempotent per owner
+            b1 = slashed.SubmitJobs(pb.SubmitJobsRequest(specs=[xor_spec(epochs=3)], request_id="b1"),
+                                    metadata=s_md)
+            b2 = plain.SubmitJobs(pb.SubmitJobsRequest(specs=[xor_spec(epochs=4)], request_id="x/b1"),
+                                  metadata=p_md)
+            assert b1.batch_id != b2.batch_id and b2.jobs[0].spec.training.epochs == 4
+            for stub, md, ids in ((slashed, s_md, [first.id, b1.jobs[0].id]),
+                                  (plain, p_md, [second.id, b2.jobs[0].id])):
+                for job_id in ids:
+                    for _ in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), metadata=md, timeout=60):
+                        pass
+    finally:
+        server.stop(grace=1)
+
+
+# ------------------------------------------------------------------------------- 6: cancel race
+
+def test_cancel_between_commit_and_hand_off_wins(stub):
+    """A CancelJob that lands after a submit's commit and before its hand-off to the executor
+    cancels the job: it answers CANCELLED and the job never starts."""
+    manager = stub.server.manager
+    original, answers = manager._start, []
+
+    def racing(row, job):
+        answers.append(manager.cancel(row["id"]))        # the cancel arrives in the window
+        original(row, job)
+    manager._start = racing
+    try:
+        job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
+        batch = stub.SubmitJobs(pb.SubmitJobsRequest(specs=[xor_spec(), xor_spec(epochs=3)]))
+    finally:
+        manager._start = original
+    assert [a.state for a in answers] == [pb.CANCELLED] * 3
+    for job_id in [job.id] + [j.id for j in batch.jobs]:
+        states = [e.state.state for e in watch(stub, job_id) if e.HasField("state")]
+        assert states == [pb.QUEUED, pb.CANCELLED], states
+    follow = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=5)))
+    assert wait_done(stub, follow.id).state == pb.SUCCEEDED          # the executor is not stuck
+    assert_healthy(stub)
+
+
+# ------------------------------------------------------------------- 7: DIVERGED and its weights
+
+@pytest.mark.parametrize("field, value", [("learning_rate", 1e308), ("weight_decay", 1e308)])
+def test_diverged_job_keeps_no_non_finite_weights(stub, field, value):
+    spec = xor_spec(epochs=50)
+    spec.optimizer.kind = "sgd"
+    setattr(spec.optimizer, field, value)
+    done = wait_done(stub, stub.SubmitJob(pb.SubmitJobRequest(spec=spec)).id)
+    assert done.state == pb.FAILED and done.failure_reason == pb.DIVERGED
+    if done.has_result:                              # weights kept: the last finite ones
+        result = stub.GetResult(pb.GetResultRequest(job_id=done.id))
+        for layer in result.layers:
+            for t in (layer.weights, layer.bias):
+                assert np.isfinite(tensor_to_array(t, "w")).all()
+    else:                                            # none kept, and the job says so
+        assert "no weights were kept" in done.message
+        details = refused(lambda: stub.Predict(pb.PredictRequest(
+            job_id=done.id, x=job_pb2.Tensor(shape=[1, 2], values=[0, 1]))),
+            grpc.StatusCode.FAILED_PRECONDITION, "no trained weights")
+        assert done.id in details
+    assert_healthy(stub)
+
+
+# ------------------------------------------------------------------- 1: WatchJob replay is paged
+
+def _long_history(stub, rows: int) -> str:
+    """A finished job whose history holds `rows` stored event rows after its final state."""
+    from fusetrain.service.messages import state_event
+    from fusetrain.service.recorder import emit
+
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=2)))
+    wait_done(stub, job.id)
+    manager = stub.server.manager
+    with manager.store.tx() as tx:
+        for i in range(rows):
+            emit(tx, job.id, [state_event(job.id, pb.SUCCEEDED, 0.0, message=f"replay {i}")])
+    return job.id
+
+
+class _RowSpy:
+    """Wraps Store.events: the number of rows each read returned."""
+
+    def __init__(self, store):
+        self.store, self.read, self.pages = store, store.events, []
+
+    def __enter__(self):
+        def spy(*args, **kwargs):
+            out = self.read(*args, **kwargs)
+            self.pages.append(len(out))
+            return out
+        self.store.events = spy
+        return self
+
+    def __exit__(self, *exc):
+        self.store.events = self.read
+
+
+def test_watch_replay_reads_the_store_in_pages(stub):
+    job_id = _long_history(stub, 3000)
+    with _RowSpy(stub.server.manager.store) as spy:
+        events = list(watch(stub, job_id))
+    assert len(events) > 3000 and [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert sum(spy.pages) >= 3000 and max(spy.pages) <= 64, max(spy.pages)
+    assert_healthy(stub)
+
+
+def test_watch_stops_reading_when_the_client_leaves(stub):
+    job_id = _long_history(stub, 3000)
+    manager, ended = stub.server.manager, threading.Event()
+    events = manager.watcher.events
+
+    def tracked(*args, **kwargs):
+        try:
+            yield from events(*args, **kwargs)
+        finally:
+            ended.set()
+    manager.watcher.events = tracked
+    try:
+        with _RowSpy(manager.store) as spy:
+            call = stub.WatchJob(pb.WatchJobRequest(job_id=job_id))
+            next(call)
+            call.cancel()
+            assert ended.wait(60)                   # the server's stream ended ...
+    finally:
+        manager.watcher.events = events
+    assert sum(spy.pages) < 1000, sum(spy.pages)    # ... having read a few pages, not the history
+    assert_healthy(stub)
+
+
+# --------------------------------------------------------------------------- 2: NPZ bombs
+
+@pytest.fixture
+def small_decode(tmp_path):
+    limits = ServiceLimits(max_dataset_bytes=8 << 20)
+    limits.max_dataset_decoded_bytes = 16 << 20
+    server = in_process_server(tmp_path / "data", limits=limits)
+    channel, stub, _ = stub_for(server.address)
+    stub.server, stub.channel = server, channel
+    yield stub
+    channel.close()
+    server.stop(grace=1)
+
+
+def _compressed(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_npz_bomb_is_refused_from_its_headers(small_decode):
+    bomb = _compressed(x=np.zeros((40_000_000, 1), np.float32), y=np.zeros((40_000_000, 1), np.float32))
+    assert len(bomb) < 1 << 20                      # under 1 MB sent, 320 MB decoded
+    decoded = []
+    original = np.load
+    np.load = lambda *a, **k: decoded.append(a) or original(*a, **k)
+    try:
+        details = refused(lambda: upload(small_decode, bomb), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          "max_dataset_decoded_bytes", str(16 << 20))
+    finally:
+        np.load = original
+    assert decoded == []                            # nothing was decoded to find out
+    assert "decompresses to" in details
+    limits = small_decode.GetServerInfo(pb.GetServerInfoRequest()).limits
+    assert limits.max_dataset_decoded_bytes == 16 << 20
+    assert_healthy(small_decode)
+
+
+def test_npz_finiteness_is_checked_chunk_by_chunk(small_decode):
+    x = np.zeros((1_000_000, 2), np.float32)
+    x[700_000, 1] = np.nan
+    details = refused(lambda: upload(small_decode, _compressed(x=x, y=np.zeros((1_000_000, 1), np.float32))),
+                      grpc.StatusCode.INVALID_ARGUMENT, "'x'", "NaN", "index 700000")
+    assert details
+    fine = upload(small_decode, _compressed(x=np.ones((1000, 2), np.float32), y=np.ones((1000, 1), np.float32)))
+    assert {a.name: list(a.shape) for a in fine.arrays} == {"x": [1000, 2], "y": [1000, 1]}
+    assert_healthy(small_decode)
+
+
+# ------------------------------------------------------------------ 4: streams cannot hold every thread
+
+def test_open_streams_are_capped_and_health_still_answers(tmp_path):
+    """With 8 RPC threads, 4 streams may be open; a fifth is refused, and health, unary calls and
+    the refusal itself are answered while the four hold their threads."""
+    server = in_process_server(tmp_path / "data", rpc_threads=8)
+    channel, stub, _ = stub_for(server.address)
+    stub.server, stub.channel = server, channel
+    executor = server.manager.executor
+    executor.paused = True                          # the job stays QUEUED: its watchers stay open
+    calls = []
+    try:
+        job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
+        for _ in range(4):
+            calls.append(stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60))
+            next(calls[-1])                          # open and served
+        details = refused(lambda: next(stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60)),
+                          grpc.StatusCode.RESOURCE_EXHAUSTED, "max_streams", "4")
+        assert "streams are open" in details
+        info = stub.GetServerInfo(pb.GetServerInfoRequest())
+        assert info.limits.max_streams == 4 and info.limits.max_client_streams == 8
+        refused(lambda: upload(stub, b"PK" * 10), grpc.StatusCode.RESOURCE_EXHAUSTED, "max_streams")
+        assert_healthy(stub)
+        assert stub.GetJob(pb.GetJobRequest(job_id=job.id)).state == pb.QUEUED
+        calls.pop().cancel()                         # a slot frees when its client leaves ...
+        for _ in range(100):
+            if server.stream_slots.open_streams() < 4:
+                break
+            threading.Event().wait(0.05)
+        again = stub.WatchJob(pb.WatchJobRequest(job_id=job.id), timeout=60)
+        calls.append(again)
+        assert next(again).events                    # ... and the next stream is served
+    finally:
+        for call in calls:
+            call.cancel()
+        executor.paused = False
+        with executor.cv:
+            executor.cv.notify_all()
+        channel.close()
+        server.stop(grace=1)
+
+
+def test_stream_slots_per_owner():
+    from fusetrain.service.errors import ResourceExhausted
+    from fusetrain.service.streams import StreamSlots
+    slots = StreamSlots(total=3, per_owner=2)
+    with slots.hold("alice"), slots.hold("alice"):
+        with pytest.raises(ResourceExhausted, match="max_client_streams"):
+            with slots.hold("alice"):
+                pass
+        with slots.hold("bob"):
+            with pytest.raises(ResourceExhausted, match="max_streams"):
+                with slots.hold("carol"):
+                    pass
+    assert slots.open_streams() == 0
+    with slots.hold(None), slots.hold(None):      # without tokens only the total applies
+        with slots.hold(None):
+            pass

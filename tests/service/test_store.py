@@ -1,0 +1,40 @@
+"""The store's schema upgrades: request ids of a schema-2 store become (owner, id) keys."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from fusetrain.service.store import Store, request_id_of, request_key
+
+
+def _job(job_id: str, owner: str, request_id: str) -> dict:
+    return {"id": job_id, "state": 4, "spec": b"", "spec_sha": "", "request_id": request_id,
+            "batch_id": None, "name": "", "labels": {}, "epochs_total": 1, "created_at": 0.0,
+            "owner": owner}
+
+
+def test_request_keys_are_pairs():
+    assert request_key("alice/x", "r9") != request_key("alice", "x/r9")
+    assert request_id_of(request_key("alice", "x/r9")) == "x/r9"
+    assert request_key(None, "") is None and request_id_of(None) == ""
+
+
+def test_schema_2_request_ids_are_migrated(tmp_path):
+    store = Store(tmp_path)
+    with store.tx() as tx:
+        tx.insert_job(_job("j1", "alice", "alice/r1"))
+        tx.insert_job(_job("j2", "", "plain"))
+        tx.insert_batch("b1", "bob/s1", "sha", ["j3"])
+        tx.insert_job(_job("j3", "bob", None))
+        tx.c.execute("PRAGMA user_version = 2")
+    store.close()
+    store = Store(tmp_path)
+    with store.tx() as tx:
+        assert tx.job_by_request(request_key("alice", "r1"))["id"] == "j1"
+        assert tx.job_by_request(request_key("", "plain"))["id"] == "j2"
+        assert tx.batch_by_request(request_key("bob", "s1"))["id"] == "b1"
+    store.close()
+    version = sqlite3.connect(tmp_path / "fusetrain.db").execute("PRAGMA user_version").fetchone()[0]
+    assert version == 3
+    assert json.loads(request_key("alice", "r1")) == ["alice", "r1"]
