@@ -229,6 +229,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-client-jobs", type=int,
                    help="most jobs queued or running per token owner (RESOURCE_EXHAUSTED with a retry hint)")
     p.add_argument("--max-labels", type=int, help="most labels of one job or one label filter (default 64)")
+    p.add_argument("--max-batch-spec-bytes", type=int,
+                   help="a grid's base spec bytes x combinations (default 64 MiB)")
     p.add_argument("--max-streams", type=int,
                    help="UploadDataset and WatchJob calls open at once (default: --rpc-threads less 4)")
     p.add_argument("--max-client-streams", type=int, help="open streams of one token owner (default 8)")
@@ -263,7 +265,8 @@ def _serve(args) -> int:
     limits = ServiceLimits()
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
                 "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs", "max_labels",
-                "max_dataset_decoded_bytes", "max_streams", "max_client_streams"):
+                "max_dataset_decoded_bytes", "max_streams", "max_client_streams",
+                "max_batch_spec_bytes"):
         value = getattr(args, key)
         if value is not None:
             setattr(limits, key, value)

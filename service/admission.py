@@ -98,6 +98,12 @@ class Admission:
             if n > self.limits.max_batch_jobs:
                 raise ResourceExhausted("grid", f"{n} combinations is over the limit of "
                                                 f"{self.limits.max_batch_jobs} jobs per batch")
+            expanded = n * req.base.ByteSize()
+            if expanded > self.limits.max_batch_spec_bytes:
+                raise ResourceExhausted("grid", f"{n} combinations of a {req.base.ByteSize()}-byte base spec "
+                                                f"make {expanded} bytes of specs, over the limit of "
+                                                f"{self.limits.max_batch_spec_bytes} (max_batch_spec_bytes); "
+                                                f"upload the data and give a dataset_id")
             specs, prefix = expand_grid(req.base, req.grid), "base."
         else:
             raise InvalidArgument("specs", "give a list of specs, or a base spec and a grid")

@@ -29,6 +29,7 @@ class ServiceLimits:
     max_client_jobs: int = 0                       # queued + running jobs of one owner; 0 = no limit
     max_labels: int = 64                           # labels of one job, and of one ListJobs filter
     max_dataset_decoded_bytes: int = 1024 * 1024 * 1024   # an uploaded NPZ's arrays, decompressed
+    max_batch_spec_bytes: int = 64 * 1024 * 1024  # a grid's expanded specs: base size x combinations
     max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
     max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
 

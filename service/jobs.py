@@ -79,7 +79,8 @@ class JobManager:
                              max_client_jobs=lim.max_client_jobs, max_labels=lim.max_labels,
                              max_dataset_decoded_bytes=lim.max_dataset_decoded_bytes,
                              max_streams=stream_limit(lim.max_streams, self.config.rpc_threads),
-                             max_client_streams=lim.max_client_streams),
+                             max_client_streams=lim.max_client_streams,
+                             max_batch_spec_bytes=lim.max_batch_spec_bytes),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
 

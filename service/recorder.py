@@ -178,6 +178,12 @@ class Recorder:
             return f"job {job_id} QUEUED (suspended at epoch {epoch})"
         state = _OUTCOME_STATE[outcome.status]
         reason = pb.FailureReason.Value(outcome.reason) if outcome.reason else 0
+        if row["state"] == pb.CANCELLING and outcome.status == ex.FAILED and outcome.result is None:
+            # A worker that died (or was ended) while the job was being cancelled: what the
+            # client asked for happened.
+            state, reason = pb.CANCELLED, 0
+            outcome = ex.Outcome(ex.CANCELLED, message=f"cancelled ({outcome.message or outcome.reason})",
+                                 attempt=outcome.attempt)
         fields = {"state": state, "failure_reason": reason, "message": outcome.message,
                   "finished_at": now, "result_sha": result_sha, "checkpoint_sha": None}
         timing = ""

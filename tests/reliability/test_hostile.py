@@ -370,3 +370,43 @@ def test_stream_slots_per_owner():
     with slots.hold(None), slots.hold(None):      # without tokens only the total applies
         with slots.hold(None):
             pass
+
+
+# ----------------------------------------------------------------- 3: grid amplification (capped)
+
+def test_grid_of_a_big_base_is_refused_before_expanding(stub):
+    """A 3 MB base spec with 600 grid values: 1.8 GB of specs before the fix (MemoryError)."""
+    spec = xor_spec()
+    spec.data.train.x.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[250_000, 2], data=bytes(2_000_000)))
+    spec.data.train.y.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[250_000, 1], data=bytes(1_000_000)))
+    axis = pb.GridAxis(field="model.seed", values=[struct_pb2.Value(number_value=i) for i in range(600)])
+    request = pb.SubmitJobsRequest(base=spec, grid=[axis])
+    details = refused(lambda: stub.SubmitJobs(request), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      "max_batch_spec_bytes", str(64 << 20))
+    assert "600 combinations" in details
+    assert not stub.ListJobs(pb.ListJobsRequest()).jobs
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).limits.max_batch_spec_bytes == 64 << 20
+    assert_healthy(stub)
+
+
+# ------------------------------------------------------------ 14: a crash while CANCELLING
+
+def test_worker_crash_while_cancelling_ends_cancelled(stub):
+    from fusetrain.service import executor as ex
+    from fusetrain.service.recorder import resolved
+    manager = stub.server.manager
+    manager.executor.paused = True
+    try:
+        job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
+        with manager.store.tx() as tx:                      # as if a cancel had been signalled
+            tx.update_job(job.id, state=pb.CANCELLING)
+        manager.recorder.done(job.id, resolved(ex.Outcome(
+            ex.FAILED, "WORKER_CRASHED", "the worker process died (exit code -9)", attempt=1)))
+        done = wait_done(stub, job.id)
+    finally:
+        manager.executor.paused = False
+        with manager.executor.cv:
+            manager.executor.cv.notify_all()
+    assert done.state == pb.CANCELLED and done.failure_reason == 0, done
+    assert "cancelled" in done.message and "died" in done.message
+    assert_healthy(stub)
