@@ -7,10 +7,15 @@ then b (O,) at b_off. Activations and deltas are flat (R, U) blocks at element o
 (blas.gemm_scratch); `spread` lets a GEMM run its fixed slabs on the Numba threads.
 """
 
+import numpy as np
 from numba import njit
 
 from ..config import JIT
 from .blas import gemm, typed
+
+# The transpose flags as plain booleans: literal True/False would compile `gemm` (and its slab
+# runner) once per combination, three times over.
+_NO, _YES = np.bool_(False), np.bool_(True)
 
 
 @njit(**JIT)
@@ -20,7 +25,7 @@ def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, us
     # Views indexed from 0: LLVM can drop Numba's negative-index checks and vectorize.
     zz = z[z_off:z_off + rows * n_out]
     if use_blas:
-        gemm(False, True, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
+        gemm(_NO, _YES, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
              z, z_off, n_out, iscr, fscr, spread)
         for r in range(rows):
             zr = zz[r * n_out:(r + 1) * n_out]
@@ -41,7 +46,7 @@ def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, us
 def dense_backward_input(dz, dz_off, rows, n_out, theta, w_off, n_in, dx, dx_off, use_blas, iscr, fscr, spread):
     """dx (R, I) = dz (R, O) . W (O, I): the gradient passed to the layer below."""
     if use_blas:
-        gemm(False, False, rows, n_in, n_out, 1.0, dz, dz_off, n_out, theta, w_off, n_in, 0.0,
+        gemm(_NO, _NO, rows, n_in, n_out, 1.0, dz, dz_off, n_out, theta, w_off, n_in, 0.0,
              dx, dx_off, n_in, iscr, fscr, spread)
     else:
         g = dz[dz_off:dz_off + rows * n_out]
@@ -66,7 +71,7 @@ def dense_backward_weights(dz, dz_off, rows, n_out, x, x_off, n_in, alpha, beta,
     beta = 1 - lr * weight_decay it is the whole plain-SGD update folded into one GEMM.
     """
     if use_blas:
-        gemm(True, False, n_out, n_in, rows, alpha, dz, dz_off, n_out, x, x_off, n_in, beta,
+        gemm(_YES, _NO, n_out, n_in, rows, alpha, dz, dz_off, n_out, x, x_off, n_in, beta,
              out, out_off, n_in, iscr, fscr, spread)
     else:
         g = dz[dz_off:dz_off + rows * n_out]

@@ -119,10 +119,13 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
             # One call site per step function: each is compiled (and inlined) once.
             src_x, off_x, src_y, off_y = x, start * n_in, y, start * n_out
             if gather:
+                # Element loops: a slice assignment compiles Numba's shape-mismatch message too.
                 for r in range(rows):
                     src = perm[start + r]
-                    xb[r * n_in:(r + 1) * n_in] = x[src * n_in:(src + 1) * n_in]
-                    yb[r * n_out:(r + 1) * n_out] = y[src * n_out:(src + 1) * n_out]
+                    for j in range(n_in):
+                        xb[r * n_in + j] = x[src * n_in + j]
+                    for j in range(n_out):
+                        yb[r * n_out + j] = y[src * n_out + j]
                 src_x, off_x, src_y, off_y = xb, 0, yb, 0
             if small:
                 loss, hit = small_step(src_x, off_x, src_y, off_y, rows, theta, grad, opt, step, acts,
@@ -174,4 +177,5 @@ def predict_rows(theta, x, n_rows, acts, a_off, meta, slopes, block, out, spread
     for start in range(0, n_rows, block):
         rows = min(block, n_rows - start)
         forward(x, start * n_in, rows, theta, acts, a_off, meta, slopes, iscr, fscr, spread)
-        out[start * n_out:(start + rows) * n_out] = acts[last:last + rows * n_out]
+        for j in range(rows * n_out):
+            out[start * n_out + j] = acts[last + j]
