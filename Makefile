@@ -4,8 +4,6 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
-
 ADDRESS  ?= 127.0.0.1:50051
 DATA_DIR ?= data
 PROTOS   := $(wildcard proto/fusetrain/v1/*.proto)

@@ -154,7 +154,6 @@ def main() -> None:
     p.add_argument("--nodes", type=int, default=2, choices=[0, 2],
                    help="2: also run on a two-node Ray cluster on this machine (default); 0: skip it")
     a = p.parse_args()
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
     print(f"{a.jobs} seeds jobs (7-5-3, {a.epochs} epochs, batch 16), 2 CPUs, {os.cpu_count()} cores here, "
           f"{time.strftime('%Y-%m-%d')}", flush=True)
     results = [run("local", ["--executor", "local"], a.jobs, a.epochs, 2),

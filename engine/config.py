@@ -11,8 +11,12 @@ import os
 import numba
 from threadpoolctl import ThreadpoolController
 
-# Set NUMBA_CACHE_DIR in the environment (before importing the engine) to move the cache.
+from . import cache
+
+# Kernels are cached on disk under cache.cache_dir(): one directory per engine build, under
+# $NUMBA_CACHE_DIR or the user's cache directory (cache.py). Installed before any kernel exists.
 CACHE = True
+cache.install()
 # fastmath would let LLVM reorder sums: results would then depend on inlining and thread
 # count, and "bit-identical whatever the thread count" would no longer hold.
 FASTMATH = False

@@ -1,0 +1,62 @@
+"""The kernels' cache: one directory per engine build, under $NUMBA_CACHE_DIR or the user's cache directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from fusetrain.engine import cache
+
+PROBE = """
+import json
+from fusetrain.engine import cache
+from fusetrain.engine.kernels.blas import gemm_plan
+gemm_plan(128, 512, 784)  # compiles (or loads) one small kernel
+print(json.dumps({"dir": str(cache.cache_dir()), "digest": cache.source_digest()}))
+"""
+
+
+def probe(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(extra)
+    return env
+
+
+def test_default_is_the_user_cache_dir_one_folder_per_build(tmp_path):
+    got = probe(clean_env(XDG_CACHE_HOME=str(tmp_path)))
+    expect = tmp_path / "fusetrain" / "numba" / f"engine-{got['digest']}"
+    assert got["dir"] == str(expect)
+    assert got["digest"] == cache.source_digest()
+    # The kernel landed there, and nowhere in the source tree's __pycache__.
+    assert list(expect.glob("kernels_*/blas.gemm_plan-*.nbi")), sorted(p.name for p in expect.rglob("*"))
+
+
+def test_numba_cache_dir_moves_the_base(tmp_path):
+    got = probe(clean_env(NUMBA_CACHE_DIR=str(tmp_path / "nc"), XDG_CACHE_HOME=str(tmp_path / "xdg")))
+    assert got["dir"] == str(tmp_path / "nc" / f"engine-{got['digest']}")
+    assert list((tmp_path / "nc").rglob("blas.gemm_plan-*.nbi"))
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_any_change_to_any_engine_source_names_a_new_directory(tmp_path):
+    # Numba alone would check a kernel against its own file only: a change in blas.py would
+    # leave epochs.py's cached run_epochs (which inlines it) in use. The digest covers all.
+    root = tmp_path / "engine"
+    shutil.copytree(cache.ENGINE_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = cache.source_digest(root)
+    assert before == cache.source_digest()
+    blas = root / "kernels" / "blas.py"
+    text = blas.read_text()
+    blas.write_text(text.replace("MAX_BLOCKS = ", "MAX_BLOCKS = 1 * ", 1))
+    assert cache.source_digest(root) != before
+    blas.write_text(text)
+    assert cache.source_digest(root) == before
+    (root / "kernels" / "new_kernel.py").write_text("")
+    assert cache.source_digest(root) != before
