@@ -1,15 +1,19 @@
-"""Compile (or load from Numba's cache) every kernel a dtype needs, once per process.
+"""Compile (or load from Numba's cache) every kernel a dtype needs, once per process and once per cache.
 
 Training reports these seconds as compile time, apart from training time. A service calls
-`warmup()` when a worker starts so that its first job pays nothing.
+`warmup()` when a worker starts so that its first job pays nothing. Processes that start
+together take turns on a lock file in the cache directory: one compiles, the rest load.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
+
+from .cache import cache_dir
 
 _done: set = set()
 _lock = threading.RLock()
@@ -45,11 +49,38 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
         t0 = time.perf_counter()
         _done.add(key)  # before the run: the tiny run itself calls ensure_compiled
         try:
-            _tiny_run(dtype, many)
+            # One process compiles; the others wait here, then load what it wrote.
+            with compile_lock(f"{dtype}-many" if many else dtype):
+                _tiny_run(dtype, many)
         except BaseException:
             _done.discard(key)
             raise
         return time.perf_counter() - t0
+
+
+@contextmanager
+def compile_lock(name: str):
+    """Hold an exclusive lock on cache_dir()/compile-<name>.lock across processes.
+
+    Workers of a server, Ray tasks and command lines that start together with an empty cache
+    would each compile the same kernels at once (on 2 cores, each twice as slowly); with the
+    lock the first compiles and writes the cache, and the others then load it.
+    Where the cache directory cannot be written, each process compiles alone.
+    """
+    try:
+        import fcntl
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / f"compile-{name}.lock", "a+")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def warmup(dtypes=("float32", "float64"), many: bool = True) -> float:

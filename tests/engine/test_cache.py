@@ -60,3 +60,37 @@ def test_any_change_to_any_engine_source_names_a_new_directory(tmp_path):
     assert cache.source_digest(root) == before
     (root / "kernels" / "new_kernel.py").write_text("")
     assert cache.source_digest(root) != before
+
+
+WARM = """
+import json, sys
+from fusetrain.engine.kernels.epochs import run_epochs
+from fusetrain.engine.warm import ensure_compiled
+print("ready", flush=True)
+sys.stdin.readline()                     # both processes start compiling at the same moment
+seconds = ensure_compiled("float32")
+print(json.dumps({"misses": sum(run_epochs.stats.cache_misses.values()),
+                  "hits": sum(run_epochs.stats.cache_hits.values()), "seconds": seconds}))
+"""
+
+
+def test_processes_starting_together_compile_once(tmp_path):
+    # Two workers of a server starting with an empty cache: one compiles, the other waits for
+    # it and loads the kernels from the cache instead of compiling them a second time.
+    env = clean_env(NUMBA_CACHE_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", WARM], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    runs = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sorted(r["misses"] == 0 for r in runs) == [False, True], runs
+    loaded = next(r for r in runs if r["misses"] == 0)
+    assert loaded["hits"] >= 1
