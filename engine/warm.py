@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from typing import Callable, Optional
 
 import numpy as np
 
 from .cache import cache_dir
 
 _done: set = set()
+_waits: dict = {}   # seconds each key waited for another process's compile
 _lock = threading.RLock()
 
 
@@ -50,7 +52,8 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
         _done.add(key)  # before the run: the tiny run itself calls ensure_compiled
         try:
             # One process compiles; the others wait here, then load what it wrote.
-            with compile_lock(f"{dtype}-many" if many else dtype):
+            with compile_lock(f"{dtype}-many" if many else dtype) as waited:
+                _waits[key] = waited
                 _tiny_run(dtype, many)
         except BaseException:
             _done.discard(key)
@@ -60,7 +63,7 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
 
 @contextmanager
 def compile_lock(name: str):
-    """Hold an exclusive lock on cache_dir()/compile-<name>.lock across processes.
+    """Hold an exclusive lock on cache_dir()/compile-<name>.lock across processes; yields the seconds waited.
 
     Workers of a server, Ray tasks and command lines that start together with an empty cache
     would each compile the same kernels at once (on 2 cores, each twice as slowly); with the
@@ -73,21 +76,43 @@ def compile_lock(name: str):
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / f"compile-{name}.lock", "a+")
     except (ImportError, OSError):
-        yield
+        yield 0.0
         return
     with handle:
+        t0 = time.perf_counter()
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            yield time.perf_counter() - t0
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def warmup(dtypes=("float32", "float64"), many: bool = True) -> float:
-    """Make every kernel ready for `dtypes`; return the seconds it took."""
+def _misses() -> int:
+    """Kernels compiled in this process so far (Numba's cache misses of the epoch loops)."""
+    from .kernels.epochs import run_epochs, run_epochs_many
+
+    return sum(sum(k.stats.cache_misses.values()) for k in (run_epochs, run_epochs_many))
+
+
+def warmup(dtypes=("float32", "float64"), many: bool = True,
+           progress: Optional[Callable[[str], None]] = None) -> float:
+    """Make every kernel ready for `dtypes`; return the seconds it took.
+
+    progress, when given, receives a line before and after each group of kernels: what it
+    is, where the cache is, and how long it took (compiled, or loaded from the cache).
+    """
     total = 0.0
     for dtype in dtypes:
-        total += ensure_compiled(dtype)
-        if many:
-            total += ensure_compiled(dtype, many=True)
+        for batch in (False, True) if many else (False,):
+            what = f"{dtype} kernels" + (" for batches of models" if batch else "")
+            if progress is not None:
+                progress(f"{what}: loading from {cache_dir()}, or compiling (tens of seconds on two cores)")
+            before = _misses()
+            seconds = ensure_compiled(dtype, many=batch)
+            total += seconds
+            if progress is not None:
+                waited = _waits.get((dtype, batch), 0.0)
+                how = ("compiled" if _misses() > before else "loaded from the cache"
+                       + (f" after {waited:.1f} s waiting for another process to compile" if waited >= 0.1 else ""))
+                progress(f"{what} ready in {seconds:.1f} s ({how})")
     return total

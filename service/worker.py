@@ -60,7 +60,7 @@ def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None
     info = {"pid": os.getpid(), "warmup_seconds": 0.0}
     if warm:
         t0 = time.perf_counter()
-        engine.warmup()
+        engine.warmup(progress=logging.getLogger("fusetrain.worker").info)
         info["warmup_seconds"] = time.perf_counter() - t0
     conn.send(("ready", None, info))
     while True:

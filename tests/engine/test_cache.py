@@ -94,3 +94,18 @@ def test_processes_starting_together_compile_once(tmp_path):
     assert sorted(r["misses"] == 0 for r in runs) == [False, True], runs
     loaded = next(r for r in runs if r["misses"] == 0)
     assert loaded["hits"] >= 1
+
+
+def test_warmup_says_what_it_does(tmp_path):
+    code = ("from fusetrain.engine import warmup\n"
+            "warmup(dtypes=('float32',), many=False, progress=lambda line: print('>', line, flush=True))\n")
+    lines = []
+    for _ in range(2):   # an empty cache, then the same cache again
+        out = subprocess.run([sys.executable, "-c", code], env=clean_env(NUMBA_CACHE_DIR=str(tmp_path)),
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines.append([line for line in out.stdout.splitlines() if line.startswith("> ")])
+    first, again = lines
+    assert first[0].startswith("> float32 kernels: loading from " + str(tmp_path))
+    assert first[1].startswith("> float32 kernels ready in ") and first[1].endswith("s (compiled)")
+    assert again[1].endswith("s (loaded from the cache)")
