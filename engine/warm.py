@@ -16,7 +16,8 @@ import numpy as np
 
 from .cache import cache_dir
 
-_done: set = set()
+_ready: set = set()   # kernels ready in this process
+_done: set = set()    # ready, or being made ready by the thread that holds _lock
 _waits: dict = {}   # seconds each key waited for another process's compile
 _lock = threading.RLock()
 
@@ -41,15 +42,19 @@ def _tiny_run(dtype: str, many: bool) -> None:
 
 
 def ensure_compiled(dtype: str, many: bool = False) -> float:
-    """Seconds spent making the kernels for `dtype` ready now; 0 when they already were."""
+    """Seconds spent making the kernels for `dtype` ready now; 0 when they already were.
+
+    A thread that finds another thread compiling them (a worker's background warm-up) waits,
+    and the wait counts.
+    """
     key = (dtype, many)
-    if key in _done:
+    if key in _ready:
         return 0.0
+    t0 = time.perf_counter()
     with _lock:
-        if key in _done:
-            return 0.0
-        t0 = time.perf_counter()
-        _done.add(key)  # before the run: the tiny run itself calls ensure_compiled
+        if key in _done:  # ready now, or this very thread's tiny run asking again
+            return time.perf_counter() - t0
+        _done.add(key)
         try:
             # One process compiles; the others wait here, then load what it wrote.
             with compile_lock(f"{dtype}-many" if many else dtype) as waited:
@@ -58,6 +63,7 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
         except BaseException:
             _done.discard(key)
             raise
+        _ready.add(key)
         return time.perf_counter() - t0
 
 

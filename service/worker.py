@@ -1,5 +1,9 @@
 """A worker process: warm the engine once, then run tasks sent by the pool, one at a time.
 
+Warm-up makes the float32 kernels ready before the worker says "ready" (most jobs are float32);
+the float64 kernels follow on a background thread, and a float64 job that comes first waits for
+them (its compile seconds say how long).
+
 Started with the `spawn` method (grpcio, SQLite and Numba's OpenMP layer are not fork-safe). It
 talks to the server through one duplex pipe:
     pool -> worker   (token, Task) to run, None to exit
@@ -15,6 +19,7 @@ import ctypes
 import logging
 import os
 import signal
+import threading
 import time
 
 from . import executor as ex
@@ -58,11 +63,15 @@ def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None
     from .jobfn import run_job
 
     info = {"pid": os.getpid(), "warmup_seconds": 0.0}
+    say = logging.getLogger("fusetrain.worker").info
     if warm:
         t0 = time.perf_counter()
-        engine.warmup(progress=logging.getLogger("fusetrain.worker").info)
+        engine.warmup(dtypes=("float32",), progress=say)
         info["warmup_seconds"] = time.perf_counter() - t0
     conn.send(("ready", None, info))
+    if warm:
+        threading.Thread(target=engine.warmup, kwargs={"dtypes": ("float64",), "progress": say},
+                         name="warm-float64", daemon=True).start()
     while True:
         try:
             msg = conn.recv()

@@ -109,3 +109,31 @@ def test_warmup_says_what_it_does(tmp_path):
     assert first[0].startswith("> float32 kernels: loading from " + str(tmp_path))
     assert first[1].startswith("> float32 kernels ready in ") and first[1].endswith("s (compiled)")
     assert again[1].endswith("s (loaded from the cache)")
+
+
+def test_a_job_waits_for_a_background_warm_up_and_counts_the_wait(tmp_path):
+    # A worker warms float64 on a thread after it says ready; a float64 job that comes first
+    # must wait for those kernels (not compile them a second time on its own) and report the
+    # wait as compile seconds, not as training.
+    code = """
+import json, threading, time
+import numpy as np
+from fusetrain import engine
+from fusetrain.engine import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
+warm = threading.Thread(target=engine.warmup, kwargs={"dtypes": ("float64",), "many": False})
+warm.start()
+time.sleep(0.5)
+x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64); y = np.array([[0], [1], [1], [0]], dtype=np.float64)
+model = ModelSpec(inputs=2, layers=[LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")], dtype="float64")
+r = engine.train(model, OptimizerSpec(), TrainConfig(epochs=2), x, y)
+warm.join()
+from fusetrain.engine.kernels.epochs import run_epochs
+print(json.dumps({"compile": r.compile_seconds, "train": r.train_seconds,
+                  "misses": sum(run_epochs.stats.cache_misses.values())}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(NUMBA_CACHE_DIR=str(tmp_path)),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["misses"] == 1          # one compile of the epoch loop, by the warm-up thread
+    assert got["compile"] > got["train"]
