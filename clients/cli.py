@@ -231,6 +231,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-labels", type=int, help="most labels of one job or one label filter (default 64)")
     p.add_argument("--max-batch-spec-bytes", type=int,
                    help="a grid's base spec bytes x combinations (default 64 MiB)")
+    p.add_argument("--max-predict-rows", type=int, help="rows of one Predict call (default 100,000)")
+    p.add_argument("--max-predict-calls", type=int, help="Predict calls queued or running at once (default 4)")
+    p.add_argument("--max-predict-cache-bytes", type=int,
+                   help="weights of the models kept decoded for Predict (default 256 MiB)")
+    p.add_argument("--max-reply-bytes", type=int,
+                   help="one ListJobs reply; a longer page ends early with a page token (default 4 MiB)")
     p.add_argument("--max-streams", type=int,
                    help="UploadDataset and WatchJob calls open at once (default: --rpc-threads less 4)")
     p.add_argument("--max-client-streams", type=int, help="open streams of one token owner (default 8)")
@@ -266,7 +272,8 @@ def _serve(args) -> int:
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
                 "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs", "max_labels",
                 "max_dataset_decoded_bytes", "max_streams", "max_client_streams",
-                "max_batch_spec_bytes"):
+                "max_batch_spec_bytes", "max_predict_rows", "max_predict_calls",
+                "max_predict_cache_bytes", "max_reply_bytes"):
         value = getattr(args, key)
         if value is not None:
             setattr(limits, key, value)

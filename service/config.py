@@ -30,6 +30,10 @@ class ServiceLimits:
     max_labels: int = 64                           # labels of one job, and of one ListJobs filter
     max_dataset_decoded_bytes: int = 1024 * 1024 * 1024   # an uploaded NPZ's arrays, decompressed
     max_batch_spec_bytes: int = 64 * 1024 * 1024  # a grid's expanded specs: base size x combinations
+    max_predict_rows: int = 100_000               # rows of one Predict call
+    max_predict_calls: int = 4                     # Predict calls queued or running at once
+    max_predict_cache_bytes: int = 256 * 1024 * 1024   # decoded models kept for Predict
+    max_reply_bytes: int = 4 * 1024 * 1024         # one ListJobs reply (a default client's receive limit)
     max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
     max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
 

@@ -14,6 +14,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -29,6 +30,9 @@ log = logging.getLogger("fusetrain.jobs")
 
 
 CHECK_CHUNK = 1 << 20       # bytes of one array decoded at a time while checking finiteness
+# What reading a damaged, truncated or oddly packed zip member can raise.
+UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+              RuntimeError)
 
 
 def inspect_npz(path: str, max_elements: int, max_decoded_bytes: int) -> dict:
@@ -61,7 +65,7 @@ def inspect_npz(path: str, max_elements: int, max_decoded_bytes: int) -> dict:
                     else:
                         shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
                     offset = fp.tell()
-            except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            except UNREADABLE as exc:
                 raise InvalidArgument("chunk", f"array {name!r}: unreadable .npy header: {exc}") from None
             if dtype.kind not in "biuf" or dtype.hasobject:
                 raise InvalidArgument("chunk", f"array {name!r} has dtype {dtype}; only numbers are accepted")
@@ -85,7 +89,7 @@ def inspect_npz(path: str, max_elements: int, max_decoded_bytes: int) -> dict:
         try:
             for name, header in headers.items():
                 _check_finite(archive, name, *header)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except UNREADABLE as exc:
             raise InvalidArgument("chunk", f"unreadable NPZ data: {exc}") from None
     return arrays
 

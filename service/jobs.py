@@ -80,7 +80,10 @@ class JobManager:
                              max_dataset_decoded_bytes=lim.max_dataset_decoded_bytes,
                              max_streams=stream_limit(lim.max_streams, self.config.rpc_threads),
                              max_client_streams=lim.max_client_streams,
-                             max_batch_spec_bytes=lim.max_batch_spec_bytes),
+                             max_batch_spec_bytes=lim.max_batch_spec_bytes,
+                             max_predict_rows=lim.max_predict_rows, max_predict_calls=lim.max_predict_calls,
+                             max_predict_cache_bytes=lim.max_predict_cache_bytes,
+                             max_reply_bytes=lim.max_reply_bytes),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
 
@@ -204,8 +207,16 @@ class JobManager:
                                     owner=owner)
         more = len(rows) > size
         rows = rows[:size]
-        return pb.ListJobsResponse(jobs=[job_message(r, req.include_spec) for r in rows],
-                                   next_page_token=str(rows[-1]["seq"]) if more else "")
+        reply, total = pb.ListJobsResponse(), 0
+        for i, row in enumerate(rows):
+            job = job_message(row, req.include_spec)
+            total += job.ByteSize() + 8
+            if i and total > self.limits.max_reply_bytes:
+                more, rows = True, rows[:i]            # the page ends here (max_reply_bytes)
+                break
+            reply.jobs.append(job)
+        reply.next_page_token = str(rows[-1]["seq"]) if more else ""
+        return reply
 
     def watch(self, job_id: str, after: int, active: Callable[[], bool] = lambda: True,
               owner: Optional[str] = None) -> Iterator[list]:
@@ -290,6 +301,7 @@ class JobManager:
         """Stop: running jobs get `grace` seconds to save a checkpoint, else they re-run at the next start."""
         self._draining = True
         self.executor.close(grace)
+        self.predictor.close()
         self.recorder.close()
         self.changes.close()
         self.store.close()

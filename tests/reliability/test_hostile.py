@@ -19,7 +19,7 @@ from service_helpers import upload, wait_done, watch, xor_spec
 
 from fusetrain.service.config import ServiceLimits
 from fusetrain.service.tensors import tensor_to_array
-from fusetrain.v1 import job_pb2, service_pb2 as pb
+from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc as pb_grpc
 
 
 @pytest.fixture
@@ -409,4 +409,95 @@ def test_worker_crash_while_cancelling_ends_cancelled(stub):
             manager.executor.cv.notify_all()
     assert done.state == pb.CANCELLED and done.failure_reason == 0, done
     assert "cancelled" in done.message and "died" in done.message
+    assert_healthy(stub)
+
+
+# ------------------------------------------------------- 13: Predict, its cache, ListJobs replies
+
+def _finished_xor(stub) -> str:
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=20)))
+    assert wait_done(stub, job.id).state == pb.SUCCEEDED
+    return job.id
+
+
+def test_predict_rows_are_capped(stub):
+    job_id = _finished_xor(stub)
+    x = job_pb2.Tensor(dtype="float32", shape=[100_001, 2], data=bytes(800_008))
+    refused(lambda: stub.Predict(pb.PredictRequest(job_id=job_id, x=x)), grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "max_predict_rows", "100000")
+    ok = stub.Predict(pb.PredictRequest(job_id=job_id, x=job_pb2.Tensor(
+        dtype="float32", shape=[100_000, 2], data=bytes(800_000))))
+    assert list(ok.y.shape) == [100_000, 1]
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).limits.max_predict_rows == 100_000
+    assert_healthy(stub)
+
+
+def test_predict_calls_are_bounded_and_off_the_rpc_threads(stub):
+    job_id = _finished_xor(stub)
+    predictor, gate, threads = stub.server.manager.predictor, threading.Event(), []
+    run = predictor._run
+
+    def held(row, x):
+        threads.append(threading.current_thread().name)
+        gate.wait(60)
+        return run(row, x)
+    predictor._run = held
+    request = pb.PredictRequest(job_id=job_id, x=job_pb2.Tensor(shape=[1, 2], values=[0, 1]))
+    waiting = [stub.Predict.future(request, timeout=60) for _ in range(4)]    # max_predict_calls
+    try:
+        for _ in range(200):
+            if predictor._calls._value == 0:        # all four slots taken
+                break
+            threading.Event().wait(0.05)
+        refused(lambda: stub.Predict(request, timeout=60), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "max_predict_calls", "4")
+        assert_healthy(stub)
+    finally:
+        gate.set()
+        predictor._run = run
+    assert all(len(f.result().y.data) for f in waiting)
+    assert threads and all(name.startswith("fusetrain-predict") for name in threads)
+
+
+def test_predict_cache_is_capped_in_bytes(stub):
+    predictor = stub.server.manager.predictor
+    ids = [_finished_xor(stub) for _ in range(3)]
+    one_model = (4 * 2 + 4 + 1 * 4 + 1) * 4                    # XOR 2-4-1 float32 weights and biases
+    stub.server.config.limits.max_predict_cache_bytes = 2 * one_model
+    for job_id in ids:
+        stub.Predict(pb.PredictRequest(job_id=job_id, x=job_pb2.Tensor(shape=[1, 2], values=[0, 1])))
+        assert predictor.cached_bytes() <= 2 * one_model
+    assert predictor.cached_bytes() == 2 * one_model
+
+
+def test_list_jobs_replies_fit_a_default_client(stub):
+    """20 jobs of 480 kB specs: 9.6 MB as one page before the fix, which a default client
+    (4 MiB receive limit) refuses; now pages end at max_reply_bytes and paging reaches all."""
+    stub.server.manager.executor.paused = True
+    try:
+        x = np.zeros((40_000, 2), np.float32)
+        y = np.zeros((40_000, 1), np.float32)
+        ids = set()
+        for _ in range(20):
+            spec = xor_spec(epochs=1)
+            spec.data.train.x.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[40_000, 2], data=x.tobytes()))
+            spec.data.train.y.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[40_000, 1], data=y.tobytes()))
+            ids.add(stub.SubmitJob(pb.SubmitJobRequest(spec=spec)).id)
+        channel = grpc.insecure_channel(stub.server.address)        # default 4 MiB receive limit
+        plain = pb_grpc.TrainingServiceStub(channel)
+        seen, token, pages = set(), "", 0
+        with channel:
+            while True:
+                page = plain.ListJobs(pb.ListJobsRequest(include_spec=True, page_size=1000, page_token=token))
+                assert page.ByteSize() <= 4 << 20
+                seen |= {j.id for j in page.jobs}
+                pages += 1
+                token = page.next_page_token
+                if not token:
+                    break
+        assert seen == ids and pages >= 3
+    finally:
+        stub.server.manager.executor.paused = False
+        with stub.server.manager.executor.cv:
+            stub.server.manager.executor.cv.notify_all()
     assert_healthy(stub)
