@@ -237,6 +237,8 @@ def _add_serve(sub) -> None:
                    help="weights of the models kept decoded for Predict (default 256 MiB)")
     p.add_argument("--max-reply-bytes", type=int,
                    help="one ListJobs reply; a longer page ends early with a page token (default 4 MiB)")
+    p.add_argument("--max-job-memory-bytes", type=int,
+                   help="one job's estimated memory: parameters, activations, data (default 2 GiB)")
     p.add_argument("--max-streams", type=int,
                    help="UploadDataset and WatchJob calls open at once (default: --rpc-threads less 4)")
     p.add_argument("--max-client-streams", type=int, help="open streams of one token owner (default 8)")
@@ -273,7 +275,7 @@ def _serve(args) -> int:
                 "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs", "max_labels",
                 "max_dataset_decoded_bytes", "max_streams", "max_client_streams",
                 "max_batch_spec_bytes", "max_predict_rows", "max_predict_calls",
-                "max_predict_cache_bytes", "max_reply_bytes"):
+                "max_predict_cache_bytes", "max_reply_bytes", "max_job_memory_bytes"):
         value = getattr(args, key)
         if value is not None:
             setattr(limits, key, value)

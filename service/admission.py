@@ -19,7 +19,7 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 from .config import ServerConfig
 from .errors import InvalidArgument, ResourceExhausted
 from .grids import expand_grid, grid_size
-from .specs import DatasetLookup, EngineJob, check_data, to_engine
+from .specs import DatasetLookup, EngineJob, check_data, check_memory, to_engine
 from .store import Store, request_key
 
 LABEL_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,63}")
@@ -60,7 +60,12 @@ class Admission:
         lookup = lookup or self.lookup()
         self.check_labels(spec.labels, "labels")
         job = self.engine_job(spec)
-        check_data(spec, job, lookup, self.limits)
+        rows = check_data(spec, job, lookup, self.limits)
+        train, val = rows["train"], rows["validation"]
+        if spec.data.HasField("cross_validation"):
+            val = train // max(1, spec.data.cross_validation.folds)
+            train -= val
+        check_memory(job, train, val, self.limits)
         return job
 
     def check_labels(self, labels, field: str) -> None:

@@ -34,6 +34,7 @@ class ServiceLimits:
     max_predict_calls: int = 4                     # Predict calls queued or running at once
     max_predict_cache_bytes: int = 256 * 1024 * 1024   # decoded models kept for Predict
     max_reply_bytes: int = 4 * 1024 * 1024         # one ListJobs reply (a default client's receive limit)
+    max_job_memory_bytes: int = 2 * 1024 * 1024 * 1024   # one job's estimated memory (engine.memory)
     max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
     max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
 

@@ -24,9 +24,10 @@ from fusetrain.v1 import job_pb2
 
 from . import executor as ex
 from .dataprep import fit_normalization, normalization_kind, normalize, split_folds
+from .errors import ResourceExhausted
 from .files import Files
 from .messages import result_message
-from .specs import engine_limits, load_source, to_engine
+from .specs import check_memory, engine_limits, load_source, to_engine
 
 log = logging.getLogger("fusetrain.worker")
 
@@ -53,7 +54,7 @@ def run_job(task: ex.Task, ctx) -> ex.Outcome:
     deadline = time.monotonic() + task.time_limit
     try:
         return _run(task, ctx, deadline, started)
-    except engine.InvalidSpec as exc:
+    except (engine.InvalidSpec, ResourceExhausted) as exc:
         return ex.Outcome(ex.FAILED, "INVALID_DATA", str(exc), attempt=task.attempt, started_at=started)
     except MemoryError:
         return ex.Outcome(ex.FAILED, "ENGINE_ERROR", "out of memory", attempt=task.attempt,
@@ -88,6 +89,8 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         x = normalize(x, norm[1], norm[2], job.model.dtype)
         if x_val is not None:
             x_val = normalize(x_val, norm[1], norm[2], job.model.dtype)
+    # Again in the worker, with the rows as loaded, before the engine allocates anything.
+    check_memory(job, len(x), 0 if x_val is None else len(x_val), task.limits)
     state = None
     if task.resume_from:
         state = engine.TrainState.from_arrays(files.read_arrays("checkpoints", task.resume_from))

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fusetrain.engine import spec as es
+from fusetrain.engine.memory import job_bytes
 from fusetrain.v1 import job_pb2
 
 from .dataprep import check_normalization
@@ -118,6 +119,16 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
     return EngineJob(model, optimizer, config, time_limit, spec.priority)
 
 
+def check_memory(job: EngineJob, rows: int, val_rows: int, limits) -> None:
+    """The job's estimated memory (engine.memory.job_bytes) against max_job_memory_bytes."""
+    need = job_bytes(job.model, job.optimizer, job.config, rows, val_rows)
+    if need > limits.max_job_memory_bytes:
+        raise ResourceExhausted("training", f"the job needs about {need / 2**20:.0f} MiB ({rows} rows, batch "
+                                            f"{job.config.batch_size}, {sum(l.units for l in job.model.layers)} "
+                                            f"units), over the limit of {limits.max_job_memory_bytes} bytes "
+                                            f"(max_job_memory_bytes); use smaller batches or layers")
+
+
 def _has_validation(spec: job_pb2.JobSpec) -> bool:
     return (spec.data.HasField("validation") or spec.training.validation_fraction > 0
             or spec.data.HasField("cross_validation"))
@@ -148,8 +159,10 @@ def check_cross_validation(spec: job_pb2.JobSpec, rows: int) -> None:
 DatasetLookup = Callable[[str], Optional[dict]]
 
 
-def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLookup, limits) -> None:
-    """Check the data references and shapes at submit time, before the job is queued."""
+def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLookup, limits) -> dict:
+    """Check the data references and shapes at submit time, before the job is queued; the rows of
+    each set ({"train": rows, "validation": rows})."""
+    rows = {"train": 0, "validation": 0}
     if not spec.data.HasField("train"):
         raise InvalidArgument("data.train", "is required (a dataset_id or inline x and y)")
     for name in ("train", "validation"):
@@ -178,11 +191,13 @@ def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLook
             raise ResourceExhausted(f"{where}.x", f"{x_shape[0]} rows is over the limit of {limits.max_rows}")
         if name == "train":
             check_cross_validation(spec, x_shape[0])
+        rows[name] = x_shape[0]
     if spec.data.HasField("train") and (spec.data.train.HasField("x")):
         # Inline data is small (it fits in one message): let the engine check values too.
         x, y = load_source(spec.data.train, "data.train", None, limits)
         es.validate_data(engine_job.model, x, y, "data.train",
                          engine_limits(limits, engine_job.config.threads))
+    return rows
 
 
 def _source_shapes(src, where: str, lookup: DatasetLookup, limits) -> tuple[tuple, tuple]:

@@ -501,3 +501,36 @@ def test_list_jobs_replies_fit_a_default_client(stub):
         with stub.server.manager.executor.cv:
             stub.server.manager.executor.cv.notify_all()
     assert_healthy(stub)
+
+
+# ------------------------------------------------------------------- 5: a job's memory, estimated
+
+def test_job_that_cannot_fit_in_memory_is_refused_at_submit(stub):
+    """1-65536-1, 5,000 inline rows, full batch: a 40 kB spec that drove a worker to 4.6 GB."""
+    spec = xor_spec(epochs=5)
+    spec.model.inputs = 1
+    spec.model.layers[0].units = 65_536
+    x = np.linspace(0, 1, 5000, dtype=np.float32).reshape(-1, 1)
+    spec.data.train.x.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[5000, 1], data=x.tobytes()))
+    spec.data.train.y.CopyFrom(job_pb2.Tensor(dtype="float32", shape=[5000, 1], data=(x > 0.5).astype(np.float32).tobytes()))
+    details = refused(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=spec)),
+                      grpc.StatusCode.RESOURCE_EXHAUSTED, "max_job_memory_bytes", str(2 << 30))
+    assert "MiB" in details
+    spec.training.batch_size = 32                      # the same network in small batches fits
+    job = stub.SubmitJob(pb.SubmitJobRequest(spec=spec))
+    assert stub.GetJob(pb.GetJobRequest(job_id=job.id)).state in (pb.QUEUED, pb.RUNNING, pb.SUCCEEDED)
+    stub.CancelJob(pb.CancelJobRequest(job_id=job.id, force=True))
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).limits.max_job_memory_bytes == 2 << 30
+    assert_healthy(stub)
+
+
+def test_memory_estimate_counts_activations_parameters_and_data():
+    from fusetrain.engine import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
+    from fusetrain.engine.memory import job_bytes, parameters
+    model = ModelSpec(inputs=10, layers=[LayerSpec(units=20), LayerSpec(units=3)], dtype="float64")
+    assert parameters(model) == 20 * 11 + 3 * 21
+    small = job_bytes(model, OptimizerSpec(kind="sgd"), TrainConfig(epochs=1, batch_size=10), rows=1000)
+    full = job_bytes(model, OptimizerSpec(kind="sgd"), TrainConfig(epochs=1, batch_size=0), rows=1000)
+    assert full - small == 2 * (1000 - 10) * 23 * 8 + (1000 - 10) * 13 * 8     # activations, batch
+    adam = job_bytes(model, OptimizerSpec(kind="adam"), TrainConfig(epochs=1, batch_size=10), rows=1000)
+    assert adam - small == 2 * (2 - 1) * parameters(model) * 8                  # one more slot, twice
