@@ -22,18 +22,14 @@ _waits: dict = {}   # seconds each key waited for another process's compile
 _lock = threading.RLock()
 
 
-def _tiny_run(dtype: str, many: bool) -> None:
-    # Imported here: trainer and many import this module.
-    from .many import train_many
+def _tiny_run(dtype: str) -> None:
+    # Imported here: trainer imports this module.
     from .spec import EarlyStopping, LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
     from .trainer import predict, train
 
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
     y = np.array([[0], [1], [1], [0]], dtype=dtype)
     model = ModelSpec(inputs=2, layers=[LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")], dtype=dtype)
-    if many:
-        train_many(model, [OptimizerSpec()], [TrainConfig(epochs=1, batch_size=2)], x, y, threads=1)
-        return
     # Covers the kernels' every signature: shuffled batches, validation, predict.
     result = train(model, OptimizerSpec(kind="adam"),
                    TrainConfig(epochs=1, batch_size=2, early_stopping=EarlyStopping(monitor="train_loss")),
@@ -45,9 +41,9 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
     """Seconds spent making the kernels for `dtype` ready now; 0 when they already were.
 
     A thread that finds another thread compiling them (a worker's background warm-up) waits,
-    and the wait counts.
+    and the wait counts. Batches of models (`many`) run the same kernels as single models.
     """
-    key = (dtype, many)
+    key = dtype
     if key in _ready:
         return 0.0
     t0 = time.perf_counter()
@@ -57,9 +53,9 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
         _done.add(key)
         try:
             # One process compiles; the others wait here, then load what it wrote.
-            with compile_lock(f"{dtype}-many" if many else dtype) as waited:
+            with compile_lock(dtype) as waited:
                 _waits[key] = waited
-                _tiny_run(dtype, many)
+                _tiny_run(dtype)
         except BaseException:
             _done.discard(key)
             raise
@@ -94,31 +90,31 @@ def compile_lock(name: str):
 
 
 def _misses() -> int:
-    """Kernels compiled in this process so far (Numba's cache misses of the epoch loops)."""
-    from .kernels.epochs import run_epochs, run_epochs_many
+    """Epoch loops compiled in this process so far (Numba's cache misses)."""
+    from .kernels.epochs import run_epochs
 
-    return sum(sum(k.stats.cache_misses.values()) for k in (run_epochs, run_epochs_many))
+    return sum(run_epochs.stats.cache_misses.values())
 
 
 def warmup(dtypes=("float32", "float64"), many: bool = True,
            progress: Optional[Callable[[str], None]] = None) -> float:
     """Make every kernel ready for `dtypes`; return the seconds it took.
 
-    progress, when given, receives a line before and after each group of kernels: what it
-    is, where the cache is, and how long it took (compiled, or loaded from the cache).
+    progress, when given, receives a line before and after each dtype's kernels: where the
+    cache is, and how long it took (compiled, or loaded from the cache). `many` is kept for
+    callers of older versions: batches of models need nothing more.
     """
     total = 0.0
     for dtype in dtypes:
-        for batch in (False, True) if many else (False,):
-            what = f"{dtype} kernels" + (" for batches of models" if batch else "")
-            if progress is not None:
-                progress(f"{what}: loading from {cache_dir()}, or compiling (tens of seconds on two cores)")
-            before = _misses()
-            seconds = ensure_compiled(dtype, many=batch)
-            total += seconds
-            if progress is not None:
-                waited = _waits.get((dtype, batch), 0.0)
-                how = ("compiled" if _misses() > before else "loaded from the cache"
-                       + (f" after {waited:.1f} s waiting for another process to compile" if waited >= 0.1 else ""))
-                progress(f"{what} ready in {seconds:.1f} s ({how})")
+        what = f"{dtype} kernels"
+        if progress is not None:
+            progress(f"{what}: loading from {cache_dir()}, or compiling (tens of seconds on two cores)")
+        before = _misses()
+        seconds = ensure_compiled(dtype)
+        total += seconds
+        if progress is not None:
+            waited = _waits.get(dtype, 0.0)
+            how = ("compiled" if _misses() > before else "loaded from the cache"
+                   + (f" after {waited:.1f} s waiting for another process to compile" if waited >= 0.1 else ""))
+            progress(f"{what} ready in {seconds:.1f} s ({how})")
     return total

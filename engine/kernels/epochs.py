@@ -6,15 +6,15 @@ Buffers (all flat, all allocated once per job by layout.py):
     opt (S, P) optimizer slots; step (1,) int64 updates so far; rng (1,) uint64 shuffle state;
     x (N*I,), y (N*O,) data; perm (N,) int64 row order (reset and shuffled per epoch); xb (B*I,), yb (B*O,) gathered batch;
     acts, deltas (B * sum of units,) per-layer (B, U) blocks at a_off[l];
-    meta (L, 8) and ints (7,) int64: see columns.py;
+    meta (L, 8) and ints (8,) int64: see columns.py;
     slopes (L,) leaky slopes; hp (8,) float64 hyper-parameters; lrs (E,) learning rate per epoch.
 Outputs: losses (E,) mean batch loss per epoch, correct (E,) correct predictions per epoch.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..config import JIT, JIT_PARALLEL
+from ..config import JIT
 from .activations import activation_backward, activation_forward
 from .blas import MAX_BLOCKS, flush_denormals_on, restore_mxcsr, typed
 from .dense import dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward
@@ -144,22 +144,6 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
             return e, True
     restore_mxcsr(old_csr)
     return lrs.shape[0], False
-
-
-@njit(**JIT_PARALLEL)
-def run_epochs_many(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, deltas, a_off,
-                    meta, slopes, hp, lrs, ints, losses, correct, done, diverged):
-    """run_epochs for K independent models at once, in parallel over the models.
-
-    Every per-model array gains a leading K axis (theta (K, P), opt (K, S, P), lrs (K, E), ...);
-    x, y, a_off, meta and slopes are shared. Each model's result equals run_epochs alone.
-    """
-    for k in prange(theta.shape[0]):
-        d, div = run_epochs(theta[k], grad[k], backup[k], opt[k], step[k], rng[k], x, y, perm[k],
-                            xb[k], yb[k], acts[k], deltas[k], a_off, meta, slopes, hp[k], lrs[k],
-                            ints[k], losses[k], correct[k])
-        done[k] = d
-        diverged[k] = div
 
 
 @njit(**JIT)
