@@ -21,8 +21,8 @@ cache.install()
 # count, and "bit-identical whatever the thread count" would no longer hold.
 FASTMATH = False
 
-# Threads run the fixed GEMM slabs of one model (kernels/blas.py) and the models of
-# train_many; BLAS itself always runs single-threaded. OpenMP first: a slab launch costs
+# Numba's threads run the fixed GEMM slabs of one model (kernels/blas.py); BLAS itself always
+# runs single-threaded (train_many spreads its models over Python threads instead). OpenMP first: a slab launch costs
 # about 1.5 µs there against 130 µs with "workqueue", whose threads sleep between calls
 # (a step launches several GEMMs per mini-batch). Its workers spin briefly after a region
 # and then sleep; the service keeps workers x threads within the cores, so they never spin
