@@ -197,6 +197,7 @@ class Result:
     activations: list                         # [(activation, leaky slope)] per layer
     normalization: Optional[Normalization] = None
     spec: Optional[job_pb2.JobSpec] = field(default=None, repr=False)
+    blas_kernel: str = ""                     # the BLAS that did the arithmetic ("openblas 0.3.30 SkylakeX")
 
     @classmethod
     def from_proto(cls, r: pb.JobResult, spec: job_pb2.JobSpec) -> "Result":
@@ -223,7 +224,8 @@ class Result:
                    timings={"queued": t.queued_seconds, "compile": t.compile_seconds, "train": t.train_seconds,
                             "total": t.total_seconds},
                    weights_sha256=r.weights_sha256, dtype=r.dtype, epochs_run=r.epochs_run,
-                   best_epoch=r.best_epoch, attempt=r.attempt, activations=acts, normalization=norm, spec=spec)
+                   best_epoch=r.best_epoch, attempt=r.attempt, activations=acts, normalization=norm, spec=spec,
+                   blas_kernel=r.blas_kernel)
 
     def layers(self) -> list[Layer]:
         """The model as export.Layer objects (weights, bias, activation, leaky slope)."""
@@ -232,7 +234,8 @@ class Result:
     def save(self, path, metadata: Optional[dict] = None):
         """Write .npz, .safetensors or .onnx (clients/export.py), with the normalisation."""
         from .export import save
-        meta = {"job_id": self.job_id, "weights_sha256": self.weights_sha256, **(metadata or {})}
+        meta = {"job_id": self.job_id, "weights_sha256": self.weights_sha256, "blas_kernel": self.blas_kernel,
+                **(metadata or {})}
         return save(path, self.layers(), self.normalization, meta)
 
     def summary(self) -> dict:
@@ -240,7 +243,7 @@ class Result:
         return {"job_id": self.job_id, "state": self.state, "stop_reason": self.stop_reason,
                 "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "final": self.final,
                 "timings": self.timings, "weights_sha256": self.weights_sha256, "dtype": self.dtype,
-                "attempt": self.attempt,
+                "attempt": self.attempt, "blas_kernel": self.blas_kernel,
                 "layers": [[int(w.shape[1]), int(w.shape[0]), act] for (w, _), (act, _) in
                            zip(self.weights, self.activations)],
                 "normalization": None if self.normalization is None else self.normalization.kind}

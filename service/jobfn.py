@@ -142,6 +142,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         "train_seconds": result.train_seconds,
         "dtype": job.model.dtype,
         "normalization": norm,
+        "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
     }
     # The JobResult message is built here, in parallel across workers, not in the server's one
     # recorder thread; the server stores these bytes as they are.

@@ -99,7 +99,7 @@ def result_message(result: dict) -> pb.JobResult:
     final = result["final"]
     msg = pb.JobResult(
         stop_reason=result["stop_reason"], epochs_run=result["epochs_run"],
-        best_epoch=result["best_epoch"], dtype=result["dtype"],
+        best_epoch=result["best_epoch"], dtype=result["dtype"], blas_kernel=result.get("blas_kernel", ""),
         weights_sha256=weights_sha256(result["weights"]),
         history=[epoch_metrics(row) for row in result["history"]],
         final=pb.FinalMetrics(train_loss=_finite(final.get("train_loss"))),

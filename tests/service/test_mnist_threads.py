@@ -31,6 +31,7 @@ def local_sha(threads: int) -> str:
     assert out.returncode == 0, out.stderr[-2000:]
     doc = json.loads(out.stdout)
     assert doc["final"]["val_accuracy"] > 0.9
+    assert doc["blas_kernel"].startswith("openblas ")
     return doc["weights_sha256"]
 
 
@@ -48,4 +49,5 @@ def test_mnist_served_weights_do_not_depend_on_threads(tmp_path):
         proc.stop()
     one, two = results
     assert one.weights_sha256 == two.weights_sha256
+    assert one.blas_kernel and one.blas_kernel == two.blas_kernel
     assert one.final["val_accuracy"] > 0.9

@@ -408,7 +408,7 @@ class LayerWeights(_message.Message):
     def __init__(self, weights: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ..., bias: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization")
+    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization", "blas_kernel")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -422,6 +422,7 @@ class JobResult(_message.Message):
     BEST_EPOCH_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
+    BLAS_KERNEL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     stop_reason: str
@@ -435,7 +436,8 @@ class JobResult(_message.Message):
     best_epoch: int
     dtype: str
     normalization: _job_pb2.Normalization
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ...) -> None: ...
+    blas_kernel: str
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ..., blas_kernel: _Optional[str] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("job_id", "x")
