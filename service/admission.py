@@ -55,9 +55,10 @@ class Admission:
         """The engine's form of a spec already admitted (recovery after a restart)."""
         return to_engine(spec, self.limits, self.config.threads_per_worker)
 
-    def check(self, spec: job_pb2.JobSpec, lookup: Optional[DatasetLookup] = None) -> EngineJob:
+    def check(self, spec: job_pb2.JobSpec, lookup: Optional[DatasetLookup] = None,
+              owner: Optional[str] = None) -> EngineJob:
         """Validate one spec (labels, model, optimizer, training, data); its engine form."""
-        lookup = lookup or self.lookup()
+        lookup = lookup or self.lookup(owner)
         self.check_labels(spec.labels, "labels")
         job = self.engine_job(spec)
         rows = check_data(spec, job, lookup, self.limits)
@@ -80,18 +81,18 @@ class Admission:
             if len(value) > MAX_LABEL_VALUE:
                 raise InvalidArgument(f"{field}.{key}", f"values are at most {MAX_LABEL_VALUE} characters")
 
-    def lookup(self) -> DatasetLookup:
-        """Dataset array shapes by id, each read from the store once per request."""
+    def lookup(self, owner: Optional[str] = None) -> DatasetLookup:
+        """Dataset array shapes by id (only the owner's datasets), each read once per request."""
         seen: dict = {}
 
         def lookup(dataset_id: str):
             if dataset_id not in seen:
-                row = self.store.dataset(dataset_id)
+                row = self.store.dataset(dataset_id, owner)
                 seen[dataset_id] = None if row is None else row["arrays"]
             return seen[dataset_id]
         return lookup
 
-    def check_batch(self, req: pb.SubmitJobsRequest) -> tuple[list, list]:
+    def check_batch(self, req: pb.SubmitJobsRequest, owner: Optional[str] = None) -> tuple[list, list]:
         """(specs, engine jobs) of a SubmitJobs request: its list of specs, or its base spec
         expanded over its grid; each item's errors are named under `specs[i].` or `base.`."""
         if req.specs and (req.HasField("base") or req.grid):
@@ -115,7 +116,7 @@ class Admission:
         if len(specs) > self.limits.max_batch_jobs:
             raise ResourceExhausted("specs", f"{len(specs)} jobs is over the limit of "
                                              f"{self.limits.max_batch_jobs} per batch")
-        lookup = self.lookup()
+        lookup = self.lookup(owner)
         jobs = []
         for i, spec in enumerate(specs):
             for key, value in req.labels.items():

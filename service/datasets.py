@@ -15,7 +15,7 @@ import os
 import time
 import zipfile
 import zlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -138,7 +138,9 @@ class Datasets:
         self.files = store.files
         self.limits = limits
 
-    def upload(self, requests: Iterator[pb.UploadDatasetRequest]) -> pb.Dataset:
+    def upload(self, requests: Iterator[pb.UploadDatasetRequest], owner: Optional[str] = None) -> pb.Dataset:
+        """Store an upload; each owner sees only what it uploaded (bytes another owner sent are
+        stored once, but answer as new, under this owner's name)."""
         name, size, digest = "", 0, hashlib.sha256()
         try:
             fd, tmp = self.files.temp()
@@ -165,7 +167,9 @@ class Datasets:
             known = self.store.dataset(sha)
             if known is not None:
                 os.unlink(tmp)
-                return dataset_message(known, already=True)
+                with self.store.tx() as tx:
+                    new = tx.add_dataset_owner(sha, owner or "", name, time.time())
+                return dataset_message(self.store.dataset(sha, owner or ""), already=not new)
             arrays = inspect_npz(tmp, self.limits.max_rows * self.limits.max_units,
                                  self.limits.max_dataset_decoded_bytes)
             self.files.commit_temp("datasets", tmp, sha)
@@ -178,12 +182,13 @@ class Datasets:
         row = {"id": sha, "name": name, "size_bytes": size, "arrays": arrays, "created_at": time.time()}
         with self.store.tx() as tx:
             tx.insert_dataset(row)
+            tx.add_dataset_owner(sha, owner or "", name, row["created_at"])
         log.info("dataset %s uploaded (%d bytes, arrays %s)", sha[:12], size,
                  ", ".join(f"{k}{tuple(v['shape'])}" for k, v in arrays.items()))
         return dataset_message(row, already=False)
 
-    def get(self, dataset_id: str) -> pb.Dataset:
-        row = self.store.dataset(dataset_id) if dataset_id else None
+    def get(self, dataset_id: str, owner: Optional[str] = None) -> pb.Dataset:
+        row = self.store.dataset(dataset_id, owner) if dataset_id else None
         if row is None:
             raise NotFound(f"dataset {dataset_id!r} not found")
         return dataset_message(row, already=True)

@@ -90,18 +90,19 @@ class JobManager:
 
     # --------------------------------------------------------------------------- datasets
 
-    def upload_dataset(self, requests: Iterator[pb.UploadDatasetRequest]) -> pb.Dataset:
+    def upload_dataset(self, requests: Iterator[pb.UploadDatasetRequest], owner: Optional[str] = None
+                       ) -> pb.Dataset:
         self._check_open()
-        return self.datasets.upload(requests)
+        return self.datasets.upload(requests, owner)
 
-    def dataset(self, dataset_id: str) -> pb.Dataset:
-        return self.datasets.get(dataset_id)
+    def dataset(self, dataset_id: str, owner: Optional[str] = None) -> pb.Dataset:
+        return self.datasets.get(dataset_id, owner)
 
     # ----------------------------------------------------------------------------- submit
 
     def submit(self, spec: job_pb2.JobSpec, request_id: str = "", owner: Optional[str] = None) -> pb.Job:
         self._check_open()
-        job = self.admission.check(spec)
+        job = self.admission.check(spec, owner=owner)
         now = time.time()
         row = new_row(spec, job, request_id, "", now, owner)
         with self.store.tx() as tx:
@@ -124,7 +125,7 @@ class JobManager:
 
     def submit_batch(self, req: pb.SubmitJobsRequest, owner: Optional[str] = None) -> pb.SubmitJobsResponse:
         self._check_open()
-        specs, jobs = self.admission.check_batch(req)
+        specs, jobs = self.admission.check_batch(req, owner)
         request_sha = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
         batch_id = "batch-" + uuid.uuid4().hex[:16]
         now = time.time()

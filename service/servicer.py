@@ -135,10 +135,10 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
 
     def UploadDataset(self, request_iterator, context):
         with self.slots.hold(current_owner()):
-            return self.jobs.upload_dataset(request_iterator)
+            return self.jobs.upload_dataset(request_iterator, owner=current_owner())
 
     def GetDataset(self, request, context):
-        return self.jobs.dataset(request.dataset_id)
+        return self.jobs.dataset(request.dataset_id, owner=current_owner())
 
     def SubmitJob(self, request, context):
         return self.jobs.submit(request.spec, request.request_id, owner=current_owner())

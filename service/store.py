@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS datasets (
     arrays     TEXT NOT NULL,                          -- JSON {name: {dtype, shape}}
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dataset_owners (                -- who uploaded a dataset, under which name
+    dataset_id TEXT NOT NULL,                          -- datasets.id
+    owner      TEXT NOT NULL,                          -- the token's owner ('' without authentication)
+    name       TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (dataset_id, owner)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
     id          TEXT PRIMARY KEY,
     request_id  TEXT UNIQUE,
@@ -164,6 +171,12 @@ class Tx:
                        "VALUES (?, ?, ?, ?, ?)",
                        (row["id"], row["name"], row["size_bytes"], json.dumps(row["arrays"]),
                         row["created_at"]))
+
+    def add_dataset_owner(self, dataset_id: str, owner: str, name: str, when: float) -> bool:
+        """Record that `owner` uploaded the dataset; False when it already had."""
+        cur = self.c.execute("INSERT OR IGNORE INTO dataset_owners (dataset_id, owner, name, created_at) "
+                             "VALUES (?, ?, ?, ?)", (dataset_id, owner, name, when))
+        return cur.rowcount == 1
 
     def batch_by_request(self, request_id: str) -> Optional[dict]:
         row = self.c.execute("SELECT id, request_sha, job_ids FROM batches WHERE request_id = ?",
@@ -294,13 +307,23 @@ class Store:
         return self._query("SELECT seq_first, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
                            "ORDER BY seq_last LIMIT ?", (job_id, after, limit))
 
-    def dataset(self, dataset_id: str) -> Optional[dict]:
+    def dataset(self, dataset_id: str, owner: Optional[str] = None) -> Optional[dict]:
+        """A dataset's row; with `owner`, only when that owner uploaded it (under its own name),
+        or when nobody is recorded as its owner (a dataset stored before owners were)."""
         rows = self._query("SELECT id, name, size_bytes, arrays, created_at FROM datasets WHERE id = ?",
                            (dataset_id,))
         if not rows:
             return None
         r = rows[0]
-        return {"id": r[0], "name": r[1], "size_bytes": r[2], "arrays": json.loads(r[3]), "created_at": r[4]}
+        out = {"id": r[0], "name": r[1], "size_bytes": r[2], "arrays": json.loads(r[3]), "created_at": r[4]}
+        if owner is not None:
+            owners = dict((o, (n, t)) for o, n, t in self._query(
+                "SELECT owner, name, created_at FROM dataset_owners WHERE dataset_id = ?", (dataset_id,)))
+            if owner in owners:
+                out["name"], out["created_at"] = owners[owner]
+            elif owners:
+                return None
+        return out
 
 
 def _migrate_request_ids(c: sqlite3.Connection) -> None:

@@ -534,3 +534,39 @@ def test_memory_estimate_counts_activations_parameters_and_data():
     assert full - small == 2 * (1000 - 10) * 23 * 8 + (1000 - 10) * 13 * 8     # activations, batch
     adam = job_bytes(model, OptimizerSpec(kind="adam"), TrainConfig(epochs=1, batch_size=10), rows=1000)
     assert adam - small == 2 * (2 - 1) * parameters(model) * 8                  # one more slot, twice
+
+
+# --------------------------------------------------------------- 14: datasets are owner-scoped
+
+def test_datasets_are_owner_scoped(tmp_path):
+    from service_helpers import npz_bytes
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
+    server = in_process_server(tmp_path / "data", token_file=tokens)
+    data = npz_bytes(x=np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
+                     y=np.array([[0], [1], [1], [0]], np.float32))
+    try:
+        ca, alice, a_md = stub_for(server.address, ALICE)
+        cb, bob, b_md = stub_for(server.address, BOB)
+        with ca, cb:
+            mine = alice.UploadDataset(iter([pb.UploadDatasetRequest(name="alice-secret", chunk=data)]),
+                                       metadata=a_md)
+            assert not mine.already_present
+            refused(lambda: bob.GetDataset(pb.GetDatasetRequest(dataset_id=mine.id), metadata=b_md),
+                    grpc.StatusCode.NOT_FOUND, "not found")
+            spec = xor_spec(epochs=5)
+            spec.data.ClearField("train")
+            spec.data.train.dataset_id = mine.id
+            refused(lambda: bob.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=b_md),
+                    grpc.StatusCode.INVALID_ARGUMENT, "data.train.dataset_id")
+            theirs = bob.UploadDataset(iter([pb.UploadDatasetRequest(name="bobs", chunk=data)]), metadata=b_md)
+            assert theirs.id == mine.id and not theirs.already_present and theirs.name == "bobs"
+            again = bob.UploadDataset(iter([pb.UploadDatasetRequest(name="bobs", chunk=data)]), metadata=b_md)
+            assert again.already_present
+            assert alice.GetDataset(pb.GetDatasetRequest(dataset_id=mine.id), metadata=a_md).name == "alice-secret"
+            job = bob.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=b_md)
+            for _ in bob.WatchJob(pb.WatchJobRequest(job_id=job.id), metadata=b_md, timeout=60):
+                pass
+            assert bob.GetJob(pb.GetJobRequest(job_id=job.id), metadata=b_md).state == pb.SUCCEEDED
+    finally:
+        server.stop(grace=1)
