@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _parser(dsub, "show", "an uploaded dataset's arrays", "  fusetrain datasets show DATASET_ID", common,
                 c.datasets_show)
     p.add_argument("dataset_id")
+    p = _parser(dsub, "delete", "forget uploaded datasets (refused while a queued or running job uses one)",
+                "  fusetrain datasets delete DATASET_ID", common, c.datasets_delete)
+    p.add_argument("dataset_ids", nargs="+", metavar="DATASET_ID")
 
     _parser(sub, "info", "the server's version, supported names and limits", "  fusetrain info --server HOST:PORT",
             common, c.info)

@@ -114,6 +114,10 @@ class Client:
         """An uploaded dataset's description (NotFound if those bytes were never uploaded)."""
         return self._call("GetDataset", pb.GetDatasetRequest(dataset_id=dataset_id))
 
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Forget one of your datasets (FailedPrecondition while a queued or running job uses it)."""
+        self._call("DeleteDataset", pb.DeleteDatasetRequest(dataset_id=dataset_id))
+
     def upload_dataset(self, data, y=None, name: str = "", chunk_bytes: int = CHUNK_BYTES) -> pb.Dataset:
         """Upload a dataset; returns pb.Dataset (`id` is the sha256, `already_present`).
 

@@ -439,6 +439,17 @@ def datasets_show(args) -> int:
         return _print_dataset(c.dataset(args.dataset_id), args)
 
 
+def datasets_delete(args) -> int:
+    with client_of(args) as c:
+        for dataset_id in args.dataset_ids:
+            c.delete_dataset(dataset_id)
+            if args.json:
+                out.print_json({"id": dataset_id, "deleted": True})
+            else:
+                print(f"dataset {dataset_id} deleted")
+    return EXIT_OK
+
+
 def _print_dataset(ds, args) -> int:
     arrays = {a.name: {"dtype": a.dtype, "shape": list(a.shape)} for a in ds.arrays}
     if args.json:

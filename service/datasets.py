@@ -22,7 +22,7 @@ import numpy as np
 from fusetrain.v1 import service_pb2 as pb
 
 from .config import ServiceLimits
-from .errors import InvalidArgument, NotFound, ResourceExhausted
+from .errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from .messages import timestamp
 from .store import Store, storage_unavailable
 
@@ -186,6 +186,20 @@ class Datasets:
         log.info("dataset %s uploaded (%d bytes, arrays %s)", sha[:12], size,
                  ", ".join(f"{k}{tuple(v['shape'])}" for k, v in arrays.items()))
         return dataset_message(row, already=False)
+
+    def delete(self, dataset_id: str, owner: Optional[str] = None) -> None:
+        """Forget the caller's dataset; the file goes when no owner is left."""
+        with self.store.tx() as tx:
+            owners = tx.dataset_owners(dataset_id) if dataset_id else None
+            if owners is None or (owners and owner is not None and owner not in owners):
+                raise NotFound(f"dataset {dataset_id!r} not found")
+            if tx.dataset_in_use(dataset_id):
+                raise FailedPrecondition(f"dataset {dataset_id[:12]} is used by a queued or running job; "
+                                         f"cancel it or wait for it to end")
+            gone = tx.remove_dataset(dataset_id, owner or "") if owners else tx.remove_dataset(dataset_id, "")
+        if gone:
+            self.files.remove("datasets", dataset_id)
+        log.info("dataset %s deleted%s", dataset_id[:12], "" if gone else " for one owner")
 
     def get(self, dataset_id: str, owner: Optional[str] = None) -> pb.Dataset:
         row = self.store.dataset(dataset_id, owner) if dataset_id else None

@@ -98,6 +98,9 @@ class JobManager:
     def dataset(self, dataset_id: str, owner: Optional[str] = None) -> pb.Dataset:
         return self.datasets.get(dataset_id, owner)
 
+    def delete_dataset(self, dataset_id: str, owner: Optional[str] = None) -> None:
+        self.datasets.delete(dataset_id, owner)
+
     # ----------------------------------------------------------------------------- submit
 
     def submit(self, spec: job_pb2.JobSpec, request_id: str = "", owner: Optional[str] = None) -> pb.Job:

@@ -140,6 +140,10 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
     def GetDataset(self, request, context):
         return self.jobs.dataset(request.dataset_id, owner=current_owner())
 
+    def DeleteDataset(self, request, context):
+        self.jobs.delete_dataset(request.dataset_id, owner=current_owner())
+        return pb.DeleteDatasetResponse()
+
     def SubmitJob(self, request, context):
         return self.jobs.submit(request.spec, request.request_id, owner=current_owner())
 

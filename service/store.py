@@ -178,6 +178,26 @@ class Tx:
                              "VALUES (?, ?, ?, ?)", (dataset_id, owner, name, when))
         return cur.rowcount == 1
 
+    def dataset_owners(self, dataset_id: str) -> Optional[set]:
+        """The owners of a dataset (empty: stored before owners were recorded); None: no dataset."""
+        if self.c.execute("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)).fetchone() is None:
+            return None
+        return {r[0] for r in self.c.execute("SELECT owner FROM dataset_owners WHERE dataset_id = ?",
+                                             (dataset_id,))}
+
+    def dataset_in_use(self, dataset_id: str) -> bool:
+        """Whether a queued, running or cancelling job names the dataset (its id is in the spec)."""
+        return self.c.execute("SELECT 1 FROM jobs WHERE state IN (1, 2, 3) AND instr(spec, ?) > 0 LIMIT 1",
+                              (dataset_id.encode(),)).fetchone() is not None
+
+    def remove_dataset(self, dataset_id: str, owner: str) -> bool:
+        """Drop `owner`'s hold on a dataset; True when nobody holds it any more (its row is gone)."""
+        self.c.execute("DELETE FROM dataset_owners WHERE dataset_id = ? AND owner = ?", (dataset_id, owner))
+        if self.c.execute("SELECT 1 FROM dataset_owners WHERE dataset_id = ? LIMIT 1", (dataset_id,)).fetchone():
+            return False
+        self.c.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        return True
+
     def batch_by_request(self, request_id: str) -> Optional[dict]:
         row = self.c.execute("SELECT id, request_sha, job_ids FROM batches WHERE request_id = ?",
                              (request_id,)).fetchone()

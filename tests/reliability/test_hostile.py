@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -569,4 +570,44 @@ def test_datasets_are_owner_scoped(tmp_path):
                 pass
             assert bob.GetJob(pb.GetJobRequest(job_id=job.id), metadata=b_md).state == pb.SUCCEEDED
     finally:
+        server.stop(grace=1)
+
+
+def test_delete_dataset_is_owner_scoped_and_refused_while_in_use(tmp_path):
+    from service_helpers import npz_bytes
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
+    server = in_process_server(tmp_path / "data", token_file=tokens)
+    data = npz_bytes(x=np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32),
+                     y=np.array([[0], [1], [1], [0]], np.float32))
+    executor = server.manager.executor
+    try:
+        ca, alice, a_md = stub_for(server.address, ALICE)
+        cb, bob, b_md = stub_for(server.address, BOB)
+        with ca, cb:
+            ds = alice.UploadDataset(iter([pb.UploadDatasetRequest(name="a", chunk=data)]), metadata=a_md)
+            refused(lambda: bob.DeleteDataset(pb.DeleteDatasetRequest(dataset_id=ds.id), metadata=b_md),
+                    grpc.StatusCode.NOT_FOUND, "not found")
+            bob.UploadDataset(iter([pb.UploadDatasetRequest(name="b", chunk=data)]), metadata=b_md)
+            spec = xor_spec(epochs=5)
+            spec.data.ClearField("train")
+            spec.data.train.dataset_id = ds.id
+            executor.paused = True
+            job = alice.SubmitJob(pb.SubmitJobRequest(spec=spec), metadata=a_md)
+            refused(lambda: alice.DeleteDataset(pb.DeleteDatasetRequest(dataset_id=ds.id), metadata=a_md),
+                    grpc.StatusCode.FAILED_PRECONDITION, "queued or running job")
+            alice.CancelJob(pb.CancelJobRequest(job_id=job.id), metadata=a_md)
+            alice.DeleteDataset(pb.DeleteDatasetRequest(dataset_id=ds.id), metadata=a_md)
+            refused(lambda: alice.GetDataset(pb.GetDatasetRequest(dataset_id=ds.id), metadata=a_md),
+                    grpc.StatusCode.NOT_FOUND, "not found")
+            path = server.manager.files.path("datasets", ds.id)
+            assert bob.GetDataset(pb.GetDatasetRequest(dataset_id=ds.id), metadata=b_md).name == "b"
+            assert Path(path).exists()                          # bob still holds the bytes
+            bob.DeleteDataset(pb.DeleteDatasetRequest(dataset_id=ds.id), metadata=b_md)
+            assert not Path(path).exists()
+            assert bob.GetServerInfo(pb.GetServerInfoRequest(), metadata=b_md).version
+    finally:
+        executor.paused = False
+        with executor.cv:
+            executor.cv.notify_all()
         server.stop(grace=1)

@@ -164,6 +164,16 @@ class GetDatasetRequest(_message.Message):
     dataset_id: str
     def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
 
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class SubmitJobRequest(_message.Message):
     __slots__ = ("spec", "request_id")
     SPEC_FIELD_NUMBER: _ClassVar[int]

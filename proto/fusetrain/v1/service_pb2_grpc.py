@@ -49,6 +49,11 @@ class TrainingServiceStub:
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.SerializeToString,
                 response_deserializer=fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
                 _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/fusetrain.v1.TrainingService/DeleteDataset',
+                request_serializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.FromString,
+                _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/fusetrain.v1.TrainingService/SubmitJob',
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.SubmitJobRequest.SerializeToString,
@@ -117,6 +122,14 @@ class TrainingServiceServicer:
     def GetDataset(self, request, context):
         """An uploaded dataset's arrays; NOT_FOUND when those bytes were never uploaded (clients ask
         with the sha256 of their bytes first and skip the upload when the server has them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """Forget one of the caller's datasets (the bytes go when no owner has them left);
+        FAILED_PRECONDITION while a queued or running job uses it, NOT_FOUND when it is not theirs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +219,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.GetDataset,
                     request_deserializer=fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.FromString,
                     response_serializer=fusetrain_dot_v1_dot_service__pb2.Dataset.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
@@ -334,6 +352,33 @@ class TrainingService:
             '/fusetrain.v1.TrainingService/GetDataset',
             fusetrain_dot_v1_dot_service__pb2.GetDatasetRequest.SerializeToString,
             fusetrain_dot_v1_dot_service__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fusetrain.v1.TrainingService/DeleteDataset',
+            fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.SerializeToString,
+            fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,
