@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -96,6 +97,13 @@ def _misses() -> int:
     return sum(run_epochs.stats.cache_misses.values())
 
 
+def _shown(path) -> str:
+    """A path as a person would write it: the home directory as ~."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if home != "/" and text.startswith(home + "/") else text
+
+
 def warmup(dtypes=("float32", "float64"), many: bool = True,
            progress: Optional[Callable[[str], None]] = None) -> float:
     """Make every kernel ready for `dtypes`; return the seconds it took.
@@ -108,13 +116,13 @@ def warmup(dtypes=("float32", "float64"), many: bool = True,
     for dtype in dtypes:
         what = f"{dtype} kernels"
         if progress is not None:
-            progress(f"{what}: loading from {cache_dir()}, or compiling (tens of seconds on two cores)")
+            progress(f"{what}: loading from {_shown(cache_dir())}, or compiling (tens of seconds on two cores)")
         before = _misses()
         seconds = ensure_compiled(dtype)
         total += seconds
         if progress is not None:
             waited = _waits.get(dtype, 0.0)
             how = ("compiled" if _misses() > before else "loaded from the cache"
-                   + (f" after {waited:.1f} s waiting for another process to compile" if waited >= 0.1 else ""))
+                   + (f" after {waited:.1f} s waiting for another process to compile them" if waited >= 1.0 else ""))
             progress(f"{what} ready in {seconds:.1f} s ({how})")
     return total
