@@ -54,6 +54,7 @@ class Task:
     resume_from: Optional[str] = None   # sha of a checkpoint file to resume from
     priority: int = 0             # JobSpec.priority: higher starts first, then submission order
     job: Optional[object] = None  # specs.EngineJob made at admission (None: the worker converts `spec`)
+    owner: str = ""               # the token's owner: owners take turns at equal priority
 
 
 @dataclass

@@ -160,7 +160,8 @@ class JobManager:
                        data_dir=str(self.store.data_dir), threads=job.config.threads,
                        time_limit=job.time_limit, checkpoint_seconds=self.config.checkpoint_seconds,
                        limits=self.limits, threads_per_worker=self.config.threads_per_worker,
-                       resume_from=row["checkpoint_sha"], priority=job.priority, job=job)
+                       resume_from=row["checkpoint_sha"], priority=job.priority, job=job,
+                       owner=row.get("owner") or "")
         with self._handoff:
             if row["id"] not in self._unsent:
                 return                      # cancelled between its commit and now: never starts

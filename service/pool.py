@@ -21,6 +21,7 @@ from multiprocessing.connection import wait
 from typing import Optional
 
 from . import executor as ex
+from .fairshare import FairTurns
 from .worker import worker_main
 
 log = logging.getLogger("fusetrain.pool")
@@ -59,7 +60,8 @@ class ProcessPool(ex.Executor):
         self._force_grace = force_grace
         self._log_level = log_level
         self._lock = threading.RLock()
-        self._queue: list = []         # ((-priority, order), task), kept sorted: next task first
+        self._queue: list = []         # ((-priority, turn, order), task), kept sorted: next task first
+        self._turns = FairTurns()      # owners take turns at equal priority
         self._order = itertools.count()
         self._futures: dict[str, Future] = {}
         self._tokens = itertools.count(1)
@@ -82,7 +84,8 @@ class ProcessPool(ex.Executor):
                 future.cancel()
                 return future
             self._futures[task.job_id] = future
-            bisect.insort(self._queue, ((-task.priority, next(self._order)), task), key=lambda e: e[0])
+            turn = self._turns.take(task.owner, task.priority)
+            bisect.insort(self._queue, ((-task.priority, turn, next(self._order)), task), key=lambda e: e[0])
             self._dispatch()
         return future
 
@@ -191,7 +194,8 @@ class ProcessPool(ex.Executor):
             if not self._queue:
                 return
             if slot.ready and slot.task is None and not self._closing:
-                _, task = self._queue.pop(0)
+                (_, turn, _), task = self._queue.pop(0)
+                self._turns.started(task.priority, turn)
                 slot.task, slot.token, slot.deadline = task, next(self._tokens), None
                 try:
                     slot.conn.send((slot.token, task))
