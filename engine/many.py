@@ -126,7 +126,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
                  "val_accuracy": math.nan}
         reason = DIVERGED if diverged[i] else COMPLETED
-        message = (f"the training loss became non-finite in epoch {n_done + 1}; weights are those "
+        message = (f"the training loss or the weights became non-finite in epoch {n_done + 1}; weights are those "
                    f"after epoch {n_done}") if diverged[i] else ""
         results.append(TrainResult(weights=layout.unpack(theta[i]), history=history, final=final,
                                    stop_reason=reason, epochs_run=n_done, compile_seconds=compile_seconds,

@@ -156,7 +156,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
             history.extend_rows(rows)
             if diverged:
                 reason = DIVERGED
-                message = (f"the training loss became non-finite in epoch {epoch + 1}; "
+                message = (f"the training loss or the weights became non-finite in epoch {epoch + 1}; "
                            f"weights are those after epoch {epoch}")
                 break
             if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_seconds:

@@ -90,7 +90,10 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
                meta, slopes, hp, lrs, ints, losses, correct):
     """Train for len(lrs) epochs. Returns (epochs done, diverged).
 
-    A non-finite epoch loss restores theta to its value before that epoch and stops.
+    A non-finite epoch loss, or a non-finite parameter after the epoch (a huge learning rate
+    or weight decay can overflow the weights while the epoch's loss, taken before each update,
+    stays finite), restores theta to its value before that epoch and stops: the weights kept
+    are always the last finite ones.
     """
     old_csr = flush_denormals_on()
     n_layers = meta.shape[0]
@@ -137,7 +140,12 @@ def run_epochs(theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, de
             hits += hit
         losses[e] = total / n_batches
         correct[e] = hits
-        if not np.isfinite(losses[e]):
+        bad = not np.isfinite(losses[e])
+        for i in range(theta.shape[0]):
+            if bad:
+                break
+            bad = not np.isfinite(theta[i])
+        if bad:
             for i in range(theta.shape[0]):
                 theta[i] = backup[i]
             restore_mxcsr(old_csr)

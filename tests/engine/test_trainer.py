@@ -176,6 +176,26 @@ def test_divergence_stops_and_keeps_finite_weights():
     assert all(np.isfinite(h.train_loss) for h in r.history)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [0, 2])
+@pytest.mark.parametrize("opt", [OptimizerSpec(learning_rate=0.1, weight_decay=1e308),
+                                 OptimizerSpec(kind="momentum", learning_rate=1e308),
+                                 OptimizerSpec(kind="adam", learning_rate=1e308)], ids=["decay", "momentum", "adam"])
+def test_overflowing_weights_count_as_divergence_and_the_last_finite_weights_stay(opt, batch, dtype):
+    # A huge rate or weight decay overflows the weights while the epoch's loss, taken before
+    # each update, may still be finite; the epoch is undone all the same, so no inf/NaN weight
+    # is returned (before, 5 of the 8 weight-decay and momentum cases returned non-finite weights).
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
+    y = np.array([[0], [1], [1], [0]], dtype=dtype)
+    m = ModelSpec(inputs=2, layers=[LayerSpec(4, "tanh"), LayerSpec(1, "sigmoid")], loss="binary_cross_entropy",
+                  seed=1, dtype=dtype)
+    r = engine.train(m, opt, TrainConfig(epochs=20, batch_size=batch), x, y)
+    assert all(np.all(np.isfinite(w)) and np.all(np.isfinite(b)) for w, b in r.weights)
+    assert r.stop_reason in (engine.DIVERGED, engine.COMPLETED)
+    if opt.weight_decay:
+        assert r.stop_reason == engine.DIVERGED and "non-finite" in r.message
+
+
 def test_callback_can_stop_training():
     x, y = blobs()
     seen = []
