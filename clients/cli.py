@@ -222,6 +222,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--ray-max-retries", type=int, default=0, metavar="N",
                    help="with --executor ray: run a job again up to N times when its worker or node dies "
                         "(default 0: it fails with WORKER_CRASHED)")
+    p.add_argument("--max-retries", type=int, default=1, metavar="N",
+                   help="local workers: run a job again up to N times, from its last checkpoint, when its "
+                        "worker process dies (default 1; 0: it fails with WORKER_CRASHED)")
     p.add_argument("--max-message-bytes", type=int, help="largest gRPC message accepted")
     p.add_argument("--max-dataset-bytes", type=int, help="largest uploaded dataset")
     p.add_argument("--max-parameters", type=int, help="largest model (weights and biases)")
@@ -286,7 +289,7 @@ def _serve(args) -> int:
     workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
     config = ServerConfig(address=args.address, data_dir=args.data_dir, workers=workers,
                           executor=args.executor, ray_address=args.ray_address,
-                          ray_max_retries=args.ray_max_retries,
+                          ray_max_retries=args.ray_max_retries, max_retries=max(0, args.max_retries),
                           threads_per_worker=threads, limits=limits,
                           checkpoint_seconds=args.checkpoint_seconds,
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,

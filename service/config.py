@@ -48,6 +48,8 @@ class ServerConfig:
     executor: str = "local"              # where jobs run: "local" (process pool) or "ray"
     ray_address: str = "local"           # executor "ray": "local" starts a private Ray, else ray.init(address=)
     ray_max_retries: int = 0             # executor "ray": runs of a job again after its worker or node died
+    max_retries: int = 1                 # executor "local": runs of a job again, from its last checkpoint,
+                                         # after its worker process died
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     checkpoint_seconds: float = 5.0      # how often a running job saves a resumable state
     force_grace_seconds: float = 5.0     # past a time limit, how long before the worker is ended

@@ -55,6 +55,7 @@ class Task:
     priority: int = 0             # JobSpec.priority: higher starts first, then submission order
     job: Optional[object] = None  # specs.EngineJob made at admission (None: the worker converts `spec`)
     owner: str = ""               # the token's owner: owners take turns at equal priority
+    resume_state: Optional[dict] = None  # TrainState.arrays() to resume from (a retry), before resume_from
 
 
 @dataclass

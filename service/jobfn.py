@@ -92,7 +92,9 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     # Again in the worker, with the rows as loaded, before the engine allocates anything.
     check_memory(job, len(x), 0 if x_val is None else len(x_val), task.limits)
     state = None
-    if task.resume_from:
+    if task.resume_state is not None:   # a retry after a worker died: its last checkpoint
+        state = engine.TrainState.from_arrays(task.resume_state)
+    elif task.resume_from:
         state = engine.TrainState.from_arrays(files.read_arrays("checkpoints", task.resume_from))
 
     pending: list = []

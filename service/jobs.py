@@ -61,7 +61,8 @@ class JobManager:
             from .pool import ProcessPool
             executor_factory = lambda progress: ProcessPool(  # noqa: E731
                 config.workers, config.threads_per_worker, progress, warmup=config.warmup,
-                force_grace=config.force_grace_seconds, log_level=config.log_level)
+                force_grace=config.force_grace_seconds, log_level=config.log_level,
+                max_retries=config.max_retries)
         self.executor = executor_factory(self.recorder.progress)
         recover(self.store, self._restart, self.changes)
 

@@ -2,7 +2,10 @@
 
 One thread (`_loop`) owns the pipes: it waits on every worker's pipe and process sentinel, forwards
 progress, resolves futures, hands the next queued task to an idle worker, replaces a worker that
-died (failing only its own task) and ends one whose task is past its time limit plus a grace.
+died and ends one whose task is past its time limit plus a grace. A job whose worker died runs
+again, up to `max_retries` times, from the last checkpoint the dead worker sent (or from where it
+began): first in the queue, as the next attempt, with the same future, so the outcome is what an
+uninterrupted run gives. Past the retries it fails with WORKER_CRASHED.
 Each worker gets `threads_per_worker` threads (NUMBA_NUM_THREADS and the BLAS variables are set
 for it, and each job sets its own count); workers x threads stays within the cores by default.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import replace
 import multiprocessing as mp
 import os
 import threading
@@ -46,19 +50,22 @@ class _Slot:
         self.kill_outcome: Optional[ex.Outcome] = None
         self.early_deaths = 0          # deaths in a row before becoming ready (crash loop)
         self.restart_at: Optional[float] = None
+        self.last_state: Optional[dict] = None   # the task's latest checkpoint (TrainState arrays)
 
 
 class ProcessPool(ex.Executor):
     name = "process-pool"
 
     def __init__(self, workers: int, threads_per_worker: int, on_progress: ex.ProgressFn,
-                 warmup: bool = True, force_grace: float = 5.0, log_level: str = "INFO"):
+                 warmup: bool = True, force_grace: float = 5.0, log_level: str = "INFO", max_retries: int = 0):
         self._mp = mp.get_context("spawn")
         self._threads = threads_per_worker
         self._on_progress = on_progress
         self._warmup = warmup
         self._force_grace = force_grace
         self._log_level = log_level
+        self._max_retries = max_retries
+        self._retried: dict[str, int] = {}   # job id -> runs again so far
         self._lock = threading.RLock()
         self._queue: list = []         # ((-priority, turn, order), task), kept sorted: next task first
         self._turns = FairTurns()      # owners take turns at equal priority
@@ -95,6 +102,7 @@ class ProcessPool(ex.Executor):
                 if task.job_id == job_id:
                     del self._queue[i]
                     future = self._futures.pop(job_id)
+                    self._retried.pop(job_id, None)
                     break
             else:
                 future = None
@@ -197,6 +205,7 @@ class ProcessPool(ex.Executor):
                 (_, turn, _), task = self._queue.pop(0)
                 self._turns.started(task.priority, turn)
                 slot.task, slot.token, slot.deadline = task, next(self._tokens), None
+                slot.last_state = None
                 try:
                     slot.conn.send((slot.token, task))
                 except (OSError, ValueError):
@@ -239,16 +248,20 @@ class ProcessPool(ex.Executor):
             elif kind == "done":
                 with self._lock:
                     future = self._futures.pop(job_id, None)
+                    self._retried.pop(job_id, None)
                     slot.task, slot.deadline = None, None
                     slot.stop_token.value = 0
                     self._dispatch()
                 if future is not None and not future.done():
                     future.set_result(payload)
             else:
-                if kind == ex.STARTED:
+                if kind in (ex.STARTED, ex.CHECKPOINT):
                     with self._lock:
                         if slot.task is not None and slot.task.job_id == job_id:
-                            slot.deadline = time.monotonic() + slot.task.time_limit
+                            if kind == ex.STARTED:
+                                slot.deadline = time.monotonic() + slot.task.time_limit
+                            else:
+                                slot.last_state = payload
                 self._on_progress(job_id, kind, payload)
 
     def _reap(self, slot: _Slot) -> None:
@@ -257,11 +270,18 @@ class ProcessPool(ex.Executor):
         code = slot.process.exitcode
         with self._lock:
             task, outcome = slot.task, slot.kill_outcome
-            if task is not None and outcome is None:
+            future = None
+            if task is not None and outcome is None and self._retry(task, slot.last_state, code):
+                task = None                     # queued again: its future stays open
+            elif task is not None and outcome is None:
+                retried = self._retried.pop(task.job_id, 0)
                 outcome = ex.Outcome(ex.FAILED, "WORKER_CRASHED",
-                                     f"the worker process exited with code {code} during the job",
+                                     f"the worker process exited with code {code} during the job"
+                                     + (f" ({retried} run(s) again before)" if retried else ""),
                                      attempt=task.attempt)
-            future = self._futures.pop(task.job_id, None) if task is not None else None
+            if task is not None:
+                self._retried.pop(task.job_id, None)
+                future = self._futures.pop(task.job_id, None)
             try:
                 slot.conn.close()
             except OSError:
@@ -277,6 +297,22 @@ class ProcessPool(ex.Executor):
                 slot.restart_at = time.monotonic() + delay
         if future is not None and not future.done():
             future.set_result(outcome)
+
+    def _retry(self, task: ex.Task, state: Optional[dict], code) -> bool:
+        """Queue a dead worker's task again, first, from its last checkpoint (lock held); False when
+        its retries are spent, the pool is closing or the task is no longer wanted."""
+        done = self._retried.get(task.job_id, 0)
+        if self._closing or done >= self._max_retries or task.job_id not in self._futures:
+            return False
+        self._retried[task.job_id] = done + 1
+        again = replace(task, attempt=task.attempt + 1,
+                        resume_state=state if state is not None else task.resume_state)
+        epoch = int(state["scalars"][1]) if state is not None else None
+        log.warning("job %s: its worker exited with code %s; running it again (attempt %d, %s)", task.job_id,
+                    code, again.attempt, f"from epoch {epoch}" if epoch is not None else "from where it began")
+        bisect.insort(self._queue, ((-again.priority, -1, next(self._order)), again), key=lambda e: e[0])
+        self._dispatch()
+        return True
 
     def _restart_due(self) -> None:
         """Start the replacements whose back-off has passed (called with the lock held)."""

@@ -50,6 +50,10 @@ class Recorder:
         with self.cv:
             return sum(len(p) for k, p in self.events[job_id] if k == "epochs")
 
+    def checkpoints(self, job_id) -> int:
+        with self.cv:
+            return sum(1 for k, _ in self.events[job_id] if k == "checkpoint")
+
 
 def _backends():
     yield "local"

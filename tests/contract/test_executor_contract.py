@@ -7,6 +7,7 @@ tasks on both backends, and compares results with the same job function run in t
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import signal
 import time
 
@@ -132,16 +133,19 @@ def test_batch_of_jobs_identical_to_the_reference(backend):
     assert len(first_layers) == len(tasks)     # different seeds, different models
 
 
-def test_ray_runs_a_job_again_after_its_worker_died(backend):
-    """Ray's own retry: with max_retries=1 a killed worker's job runs again (attempt 2) and succeeds."""
+def test_a_job_runs_again_after_its_worker_died(backend):
+    """With max_retries=1 a killed worker's job runs again (attempt 2) and succeeds, with the result
+    of an uninterrupted run: Ray runs the task again; the local pool resumes it from the last
+    checkpoint the dead worker sent."""
     name, executor, rec = backend
-    if name != "ray":
-        pytest.skip("the local pool has no retries: a dead worker's job fails with WORKER_CRASHED")
     executor._max_retries = 1
     try:
-        t = task(long_spec(epochs=400))
+        t = replace(task(long_spec(epochs=400)), checkpoint_seconds=0.0)
         future = executor.submit(t)
-        rec.wait_for(lambda: rec.epochs(t.job_id) >= 1)
+        if name == "local":
+            rec.wait_for(lambda: rec.checkpoints(t.job_id) >= 1)
+        else:
+            rec.wait_for(lambda: rec.epochs(t.job_id) >= 1)
         os.kill(rec.started(t.job_id)[0]["worker"], signal.SIGKILL)
         outcome = future.result(timeout=120)
     finally:
@@ -149,6 +153,23 @@ def test_ray_runs_a_job_again_after_its_worker_died(backend):
     assert outcome.status == ex.SUCCEEDED and outcome.attempt == 2, outcome
     assert [s["attempt"] for s in rec.started(t.job_id)] == [1, 2]
     assert_same_result(outcome, reference(t))
+    if name == "local":   # the second attempt went on from the checkpoint, not from epoch 1
+        events = rec.events[t.job_id]
+        second = [i for i, (k, p) in enumerate(events) if k == "started" and p["attempt"] == 2][0]
+        first_epoch = next(p[0, 0] for k, p in events[second:] if k == "epochs" and len(p))
+        assert first_epoch > 1
+
+
+def test_a_job_fails_when_its_retries_are_spent(backend):
+    name, executor, rec = backend
+    if name != "local":
+        pytest.skip("Ray's own retry count is covered by the test above")
+    t = task(long_spec(epochs=400))
+    future = executor.submit(t)                 # max_retries 0: no run again
+    rec.wait_for(lambda: rec.epochs(t.job_id) >= 1)
+    os.kill(rec.started(t.job_id)[0]["worker"], signal.SIGKILL)
+    outcome = future.result(timeout=120)
+    assert outcome.status == ex.FAILED and outcome.reason == "WORKER_CRASHED" and outcome.attempt == 1
 
 
 def test_close_suspends_running_jobs_with_their_state(backend):
