@@ -37,6 +37,7 @@ class ServiceLimits:
     max_job_memory_bytes: int = 2 * 1024 * 1024 * 1024   # one job's estimated memory (engine.memory)
     max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
     max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
+    max_upload_idle_seconds: float = 30.0          # an UploadDataset that sends nothing this long is ended
 
 
 @dataclass

@@ -15,6 +15,8 @@ import os
 import time
 import zipfile
 import zlib
+import queue
+import threading
 from typing import Iterator, Optional
 
 import numpy as np
@@ -130,6 +132,57 @@ def dataset_message(row: dict, already: bool) -> pb.Dataset:
                       already_present=already, created_at=timestamp(row["created_at"]))
 
 
+
+_END = object()
+
+
+def within(requests: Iterator, seconds: float) -> Iterator:
+    """The requests of a stream, each arriving within `seconds` of the one before, else
+    ResourceExhausted naming max_upload_idle_seconds (the handler returns, and gRPC ends the call).
+
+    A reader thread waits on the client; at most two requests wait in between, so a fast client
+    is read no further ahead than the handler consumes.
+    """
+    waiting: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for req in requests:
+                while not stop.is_set():
+                    try:
+                        waiting.put(req, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = _END
+        except Exception as exc:  # noqa: BLE001 - the call's own error, handed to the handler
+            item = exc
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    threading.Thread(target=read, name="upload-reader", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = waiting.get(timeout=seconds)
+            except queue.Empty:
+                raise ResourceExhausted("chunk", f"nothing arrived for {seconds:g} s, the limit of the server "
+                                                 f"(max_upload_idle_seconds); the upload was ended") from None
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
 class Datasets:
     """Uploaded datasets: content-addressed files under datasets/ and their rows in the store."""
 
@@ -148,7 +201,7 @@ class Datasets:
             raise storage_unavailable(exc) from None
         try:
             with os.fdopen(fd, "wb") as f:
-                for i, req in enumerate(requests):
+                for i, req in enumerate(within(requests, self.limits.max_upload_idle_seconds)):
                     if i == 0:
                         name = req.name
                         if req.format not in ("", "npz"):

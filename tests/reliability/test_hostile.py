@@ -611,3 +611,35 @@ def test_delete_dataset_is_owner_scoped_and_refused_while_in_use(tmp_path):
         with executor.cv:
             executor.cv.notify_all()
         server.stop(grace=1)
+
+
+# ------------------------------------------------------------------ 4: an upload that goes idle
+
+def test_an_idle_upload_is_ended_and_frees_its_stream(tmp_path):
+    limits = ServiceLimits(max_dataset_bytes=8 << 20)
+    limits.max_upload_idle_seconds = 0.5
+    limits.max_streams = 1                   # one stream slot: the idle upload must give it back
+    server = in_process_server(tmp_path / "data", limits=limits)
+    channel, stub, _ = stub_for(server.address)
+    stub.server, stub.channel = server, channel
+    gate = threading.Event()
+
+    def trickle():                           # one chunk, then silence (the client stays connected)
+        yield pb.UploadDatasetRequest(name="slow", chunk=b"PK")
+        gate.wait(10)
+
+    try:
+        refused(lambda: stub.UploadDataset(trickle(), timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "max_upload_idle_seconds", "0.5 s")
+        gate.set()
+        assert_healthy(stub)
+        info = stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=5)
+        assert info.limits.max_upload_idle_seconds == 0.5
+        x = np.zeros((4, 2), np.float32)
+        buf = io.BytesIO()
+        np.savez(buf, x=x, y=x[:, :1])
+        assert upload(stub, buf.getvalue()).id    # the slot is free again
+    finally:
+        gate.set()
+        channel.close()
+        server.stop(grace=1)
