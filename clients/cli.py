@@ -250,6 +250,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-client-streams", type=int, help="open streams of one token owner (default 8)")
     p.add_argument("--max-upload-idle-seconds", type=float,
                    help="end an upload that sends nothing for this long (default 30)")
+    p.add_argument("--max-history-rows", type=int,
+                   help="epochs of a result's history kept at full resolution, then thinned evenly (default 10000)")
     p.add_argument("--max-dataset-decoded-bytes", type=int,
                    help="largest uploaded dataset once decompressed, from its headers (default 1 GiB)")
     p.add_argument("--checkpoint-seconds", type=float, default=5.0, help="how often running jobs checkpoint")
@@ -282,6 +284,7 @@ def _serve(args) -> int:
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
                 "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_client_jobs", "max_labels",
                 "max_dataset_decoded_bytes", "max_streams", "max_client_streams", "max_upload_idle_seconds",
+                "max_history_rows",
                 "max_batch_spec_bytes", "max_predict_rows", "max_predict_calls",
                 "max_predict_cache_bytes", "max_reply_bytes", "max_job_memory_bytes"):
         value = getattr(args, key)

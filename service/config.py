@@ -38,6 +38,7 @@ class ServiceLimits:
     max_streams: int = 0                           # open UploadDataset/WatchJob calls; 0 = rpc threads - 4
     max_client_streams: int = 8                    # open streams of one token owner; 0 = only max_streams
     max_upload_idle_seconds: float = 30.0          # an UploadDataset that sends nothing this long is ended
+    max_history_rows: int = 10_000                 # epochs of a result's history at full resolution
 
 
 @dataclass

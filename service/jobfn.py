@@ -44,6 +44,16 @@ def metrics_array(metrics: list) -> np.ndarray:
                                                                             len(ex.METRIC_FIELDS))
 
 
+def thin_history(rows: np.ndarray, cap: int) -> np.ndarray:
+    """Every epoch's row up to `cap` rows; beyond, `cap` rows evenly spaced over the run, the first
+    and the last epoch always among them (each row keeps its epoch number). A million-epoch job's
+    result then stays a few hundred kB instead of tens of MB."""
+    if cap <= 0 or len(rows) <= cap:
+        return rows
+    keep = np.unique(np.round(np.linspace(0, len(rows) - 1, max(cap, 2))).astype(np.int64))
+    return rows[keep]
+
+
 # The last dataset loaded by this process: the jobs of a batch usually share one.
 _dataset_cache: dict = {}
 
@@ -135,7 +145,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     flush()
     out = {
         "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
-        "history": metrics_array(result.history),
+        "history": thin_history(metrics_array(result.history), task.limits.max_history_rows),
         "final": dict(result.final),
         "stop_reason": result.stop_reason,
         "epochs_run": result.epochs_run,

@@ -86,7 +86,8 @@ class JobManager:
                              max_predict_cache_bytes=lim.max_predict_cache_bytes,
                              max_reply_bytes=lim.max_reply_bytes,
                              max_job_memory_bytes=lim.max_job_memory_bytes,
-                             max_upload_idle_seconds=lim.max_upload_idle_seconds),
+                             max_upload_idle_seconds=lim.max_upload_idle_seconds,
+                             max_history_rows=lim.max_history_rows),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
 

@@ -643,3 +643,29 @@ def test_an_idle_upload_is_ended_and_frees_its_stream(tmp_path):
         gate.set()
         channel.close()
         server.stop(grace=1)
+
+
+# ---------------------------------------------------------- 13: the history of a very long job
+
+def test_a_long_jobs_history_is_thinned_past_its_limit(tmp_path):
+    limits = ServiceLimits(max_dataset_bytes=8 << 20, max_epochs=10_000_000)
+    limits.max_history_rows = 500
+    server = in_process_server(tmp_path / "data", limits=limits)
+    channel, stub, _ = stub_for(server.address)
+    stub.channel = channel
+    try:
+        assert stub.GetServerInfo(pb.GetServerInfoRequest(), timeout=5).limits.max_history_rows == 500
+        long_job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=20_000)))
+        short_job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec(epochs=300)))
+        for job in (long_job, short_job):
+            assert wait_done(stub, job.id).state == pb.SUCCEEDED
+        long_result = stub.GetResult(pb.GetResultRequest(job_id=long_job.id))
+        epochs = [m.epoch for m in long_result.history]
+        assert len(epochs) == 500 and epochs[0] == 1 and epochs[-1] == 20_000 and epochs == sorted(set(epochs))
+        assert long_result.epochs_run == 20_000
+        short = stub.GetResult(pb.GetResultRequest(job_id=short_job.id))
+        assert [m.epoch for m in short.history] == list(range(1, 301))    # under the limit: every epoch
+        assert_healthy(stub)
+    finally:
+        channel.close()
+        server.stop(grace=1)

@@ -49,7 +49,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs", "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_threads", "max_rows", "max_layers", "max_units", "max_client_jobs", "max_labels", "max_dataset_decoded_bytes", "max_streams", "max_client_streams", "max_batch_spec_bytes", "max_predict_rows", "max_predict_calls", "max_predict_cache_bytes", "max_job_memory_bytes", "max_reply_bytes", "max_upload_idle_seconds")
+    __slots__ = ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs", "max_queued_jobs", "max_batch_jobs", "max_job_seconds", "max_threads", "max_rows", "max_layers", "max_units", "max_client_jobs", "max_labels", "max_dataset_decoded_bytes", "max_streams", "max_client_streams", "max_batch_spec_bytes", "max_predict_rows", "max_predict_calls", "max_predict_cache_bytes", "max_job_memory_bytes", "max_reply_bytes", "max_upload_idle_seconds", "max_history_rows")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DATASET_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class Limits(_message.Message):
     MAX_JOB_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_UPLOAD_IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_HISTORY_ROWS_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_dataset_bytes: int
     max_parameters: int
@@ -96,7 +97,8 @@ class Limits(_message.Message):
     max_job_memory_bytes: int
     max_reply_bytes: int
     max_upload_idle_seconds: float
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_dataset_bytes: _Optional[int] = ..., max_parameters: _Optional[int] = ..., max_epochs: _Optional[int] = ..., max_queued_jobs: _Optional[int] = ..., max_batch_jobs: _Optional[int] = ..., max_job_seconds: _Optional[float] = ..., max_threads: _Optional[int] = ..., max_rows: _Optional[int] = ..., max_layers: _Optional[int] = ..., max_units: _Optional[int] = ..., max_client_jobs: _Optional[int] = ..., max_labels: _Optional[int] = ..., max_dataset_decoded_bytes: _Optional[int] = ..., max_streams: _Optional[int] = ..., max_client_streams: _Optional[int] = ..., max_batch_spec_bytes: _Optional[int] = ..., max_predict_rows: _Optional[int] = ..., max_predict_calls: _Optional[int] = ..., max_predict_cache_bytes: _Optional[int] = ..., max_job_memory_bytes: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_upload_idle_seconds: _Optional[float] = ...) -> None: ...
+    max_history_rows: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_dataset_bytes: _Optional[int] = ..., max_parameters: _Optional[int] = ..., max_epochs: _Optional[int] = ..., max_queued_jobs: _Optional[int] = ..., max_batch_jobs: _Optional[int] = ..., max_job_seconds: _Optional[float] = ..., max_threads: _Optional[int] = ..., max_rows: _Optional[int] = ..., max_layers: _Optional[int] = ..., max_units: _Optional[int] = ..., max_client_jobs: _Optional[int] = ..., max_labels: _Optional[int] = ..., max_dataset_decoded_bytes: _Optional[int] = ..., max_streams: _Optional[int] = ..., max_client_streams: _Optional[int] = ..., max_batch_spec_bytes: _Optional[int] = ..., max_predict_rows: _Optional[int] = ..., max_predict_calls: _Optional[int] = ..., max_predict_cache_bytes: _Optional[int] = ..., max_job_memory_bytes: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_upload_idle_seconds: _Optional[float] = ..., max_history_rows: _Optional[int] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
     __slots__ = ("version", "activations", "losses", "optimizers", "initializers", "schedules", "dtypes", "limits", "workers", "threads_per_worker", "executor")
