@@ -104,6 +104,8 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
             raise ResourceExhausted("training.time_limit_seconds",
                                     f"{value} is over the limit of {limits.max_job_seconds}")
         time_limit = value
+    if t.HasField("max_retries") and t.max_retries < 0:
+        raise InvalidArgument("training.max_retries", f"must be 0 or more, got {t.max_retries}")
 
     check_normalization(m.normalization, m.inputs)
     elimits = engine_limits(limits, threads_per_worker)

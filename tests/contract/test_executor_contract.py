@@ -160,15 +160,23 @@ def test_a_job_runs_again_after_its_worker_died(backend):
         assert first_epoch > 1
 
 
-def test_a_job_fails_when_its_retries_are_spent(backend):
+@pytest.mark.parametrize("server_max,job_max", [(0, None), (1, 0)], ids=["server-0", "job-lowers-to-0"])
+def test_a_job_fails_when_its_retries_are_spent(backend, server_max, job_max):
     name, executor, rec = backend
     if name != "local":
         pytest.skip("Ray's own retry count is covered by the test above")
-    t = task(long_spec(epochs=400))
-    future = executor.submit(t)                 # max_retries 0: no run again
-    rec.wait_for(lambda: rec.epochs(t.job_id) >= 1)
-    os.kill(rec.started(t.job_id)[0]["worker"], signal.SIGKILL)
-    outcome = future.result(timeout=120)
+    spec = long_spec(epochs=400)
+    if job_max is not None:
+        spec.training.max_retries = job_max     # a JobSpec may lower the server's count
+    executor._max_retries = server_max
+    try:
+        t = task(spec)
+        future = executor.submit(t)
+        rec.wait_for(lambda: rec.epochs(t.job_id) >= 1)
+        os.kill(rec.started(t.job_id)[0]["worker"], signal.SIGKILL)
+        outcome = future.result(timeout=120)
+    finally:
+        executor._max_retries = 0
     assert outcome.status == ex.FAILED and outcome.reason == "WORKER_CRASHED" and outcome.attempt == 1
 
 

@@ -669,3 +669,11 @@ def test_a_long_jobs_history_is_thinned_past_its_limit(tmp_path):
     finally:
         channel.close()
         server.stop(grace=1)
+
+
+def test_a_negative_retry_count_is_refused(stub):
+    spec = xor_spec()
+    spec.training.max_retries = -1
+    refused(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=spec)), grpc.StatusCode.INVALID_ARGUMENT,
+            "training.max_retries")
+    assert_healthy(stub)

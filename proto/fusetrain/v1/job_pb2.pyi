@@ -119,7 +119,7 @@ class EarlyStopping(_message.Message):
     def __init__(self, patience: _Optional[int] = ..., min_delta: _Optional[float] = ..., restore_best: _Optional[bool] = ..., monitor: _Optional[str] = ...) -> None: ...
 
 class Training(_message.Message):
-    __slots__ = ("epochs", "batch_size", "shuffle", "seed", "validation_fraction", "early_stopping", "threads", "time_limit_seconds")
+    __slots__ = ("epochs", "batch_size", "shuffle", "seed", "validation_fraction", "early_stopping", "threads", "time_limit_seconds", "max_retries")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SHUFFLE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Training(_message.Message):
     EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
     THREADS_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     shuffle: bool
@@ -136,7 +137,8 @@ class Training(_message.Message):
     early_stopping: EarlyStopping
     threads: int
     time_limit_seconds: float
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ...) -> None: ...
+    max_retries: int
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ..., max_retries: _Optional[int] = ...) -> None: ...
 
 class LocalFile(_message.Message):
     __slots__ = ("path", "labels", "target", "header", "one_hot", "delimiter")
