@@ -135,7 +135,7 @@ bench-compare: $(BENCH_STAMP)
 		--bench "$$COMPARE_BENCH" $(ASV_ARGS) $(BASE) HEAD
 
 # Reliability proofs at full size (tests/reliability, docs/RELIABILITY.md); each prints its figures.
-.PHONY: fuzz soak load
+.PHONY: fuzz soak load hostile
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	FUSETRAIN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability/test_fuzz.py
@@ -145,3 +145,8 @@ soak: $(STAMP)
 LOAD_ARGS ?= --clients 64 --jobs-per-client 50
 load: $(STAMP)
 	$(PY) tests/reliability/load.py $(LOAD_ARGS)
+# Every attack class of issue 11 beside 8 honest clients for 2 minutes (tests/reliability/hostile.py):
+# make hostile ARGS="--seconds 30".
+HOSTILE_ARGS ?= --seconds 120 --honest 8
+hostile: $(STAMP)
+	$(PY) tests/reliability/hostile.py $(HOSTILE_ARGS) $(ARGS)
