@@ -277,7 +277,8 @@ def prepare(address: str, long_epochs: int, list_jobs: int) -> dict:
                                      metadata=alice.md, timeout=60)
     done = _wait(m, long.id, 600)
     _wait(m, model.id, 120)
-    m.channel.close(), alice.channel.close()
+    m.channel.close()
+    alice.channel.close()
     return {"long": long.id, "long_state": pb.JobState.Name(done.state), "model": model.id,
             "bomb": buf.getvalue(), "big_base": big_base, "too_big": too_big, "seeds": seeds.id}
 
@@ -294,7 +295,8 @@ def honest_client(address: str, c: int, tally: Tally, seeds: str, out: list, har
         while job is None and time.monotonic() < hard_end:
             job = tally.call("honest SubmitJob", lambda: alice.stub.SubmitJob(
                 pb.SubmitJobRequest(spec=spec, request_id=f"honest-{c}-{n}"), metadata=alice.md, timeout=30))
-            job or time.sleep(0.2)
+            if job is None:
+                time.sleep(0.2)
         if job is None:
             break
         seen, final = 0, None
@@ -308,7 +310,8 @@ def honest_client(address: str, c: int, tally: Tally, seeds: str, out: list, har
                         if e.HasField("state") and e.state.state in TERMINAL:
                             final = e.state.state
             tally.call("honest WatchJob", follow)
-            final is None and time.sleep(0.2)
+            if final is None:
+                time.sleep(0.2)
         got = tally.call("honest GetJob", lambda: alice.stub.GetJob(pb.GetJobRequest(job_id=job.id),
                                                                     metadata=alice.md, timeout=30))
         out.append(pb.JobState.Name(got.state) if got is not None else "unknown")
@@ -343,7 +346,7 @@ def _status(pid: int) -> dict:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return {}
-    return {k: int(v.split()[0]) * 1024 for k, v in (l.split(":", 1) for l in lines) if k in ("VmRSS", "VmHWM")}
+    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines) if k in ("VmRSS", "VmHWM")}
 
 
 def descendants(pid: int) -> list[int]:
