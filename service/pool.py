@@ -209,7 +209,9 @@ class ProcessPool(ex.Executor):
         for slot in self._slots:
             if not self._queue:
                 return
-            if slot.ready and slot.task is None and not self._closing:
+            # A slot whose worker is being ended (a force-cancel that raced the job's own end)
+            # takes nothing more: its kill must not land on another job.
+            if slot.ready and slot.task is None and slot.kill_outcome is None and not self._closing:
                 (_, turn, _), task = self._queue.pop(0)
                 self._turns.started(task.priority, turn)
                 slot.task, slot.token, slot.deadline = task, next(self._tokens), None

@@ -45,6 +45,11 @@ def status_of(exc: BaseException):
 
 def _abort(exc: BaseException, context, method: str) -> None:
     mapped = status_of(exc)
+    if mapped is None and not context.is_active():
+        # The client cancelled or went away mid-call (an abandoned upload): nobody to answer, and
+        # nothing wrong on this side, so no traceback at the pace of whoever abandons calls.
+        log.info("%s: the client left before the call ended (%s)", method, type(exc).__name__)
+        context.abort(grpc.StatusCode.CANCELLED, "the client left")
     if mapped is None:
         log.exception("%s failed", method)
         context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} (logged on the server)")

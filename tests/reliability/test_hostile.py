@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -676,4 +677,29 @@ def test_a_negative_retry_count_is_refused(stub):
     spec.training.max_retries = -1
     refused(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=spec)), grpc.StatusCode.INVALID_ARGUMENT,
             "training.max_retries")
+    assert_healthy(stub)
+
+
+def test_an_abandoned_upload_is_no_server_error(stub, caplog):
+    # A client that leaves mid-upload is nobody's error: no traceback in the server's log (an
+    # attacker could otherwise fill it at its own pace), and the server goes on.
+    caplog.set_level("INFO", logger="fusetrain.servicer")
+    gate = threading.Event()
+
+    def chunks():
+        yield pb.UploadDatasetRequest(name="left", chunk=b"PK")
+        gate.wait(10)
+
+    call = stub.UploadDataset.future(chunks(), timeout=30)
+    try:
+        with pytest.raises(grpc.FutureTimeoutError):
+            call.result(timeout=0.5)         # the server is reading the stream
+        call.cancel()
+    finally:
+        gate.set()
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not any("client left" in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    assert any("client left" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
     assert_healthy(stub)
