@@ -146,26 +146,25 @@ def within(requests: Iterator, seconds: float) -> Iterator:
     waiting: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Hand one item over, unless the handler has stopped reading."""
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for req in requests:
-                while not stop.is_set():
-                    try:
-                        waiting.put(req, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(req):
                     return
             item = _END
         except Exception as exc:  # noqa: BLE001 - the call's own error, handed to the handler
             item = exc
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put(item)
 
     threading.Thread(target=read, name="upload-reader", daemon=True).start()
     try:
