@@ -23,9 +23,9 @@ FASTMATH = False
 
 # Numba's threads run the fixed GEMM slabs of one model (kernels/blas.py); BLAS itself always
 # runs single-threaded (train_many spreads its models over Python threads instead).
-# OpenMP first: a slab launch costs about 1.5 µs there against 130 µs with "workqueue", whose threads sleep between calls
-# (a step launches several GEMMs per mini-batch). Its workers spin briefly after a region
-# and then sleep; the service keeps workers x threads within the cores, so they never spin
+# OpenMP first: a slab launch costs about 1.5 µs there against 130 µs with "workqueue",
+# whose threads sleep between calls (a step launches several GEMMs per mini-batch). Its
+# workers spin briefly after a region and then sleep; the service keeps workers x threads within the cores, so they never spin
 # beside another worker. Without OpenMP, TBB, then workqueue. Results never depend on it.
 THREADING_LAYER = os.environ.get("FUSETRAIN_THREADING_LAYER", "default")
 numba.config.THREADING_LAYER = THREADING_LAYER
