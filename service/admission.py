@@ -19,6 +19,7 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 from .config import ServerConfig
 from .errors import InvalidArgument, ResourceExhausted
 from .grids import expand_grid, grid_size
+from .specdata import split_spec
 from .specs import DatasetLookup, EngineJob, check_data, check_memory, to_engine
 from .store import Store, request_key
 
@@ -153,9 +154,12 @@ class Admission:
 
 def new_row(spec: job_pb2.JobSpec, job: EngineJob, request_id: str, batch_id: str, now: float,
             owner: Optional[str] = None) -> dict:
-    """The store row of a newly admitted job."""
+    """The store row of a newly admitted job. Its inline data tensors, when large, are split off
+    (specdata.py): `spec_data` holds their bytes to write as a file before the row is committed."""
     data = spec.SerializeToString(deterministic=True)
-    return {"id": uuid.uuid4().hex[:20], "state": pb.QUEUED, "spec": data, "owner": owner or "",
+    stripped, tensors = split_spec(spec)
+    return {"id": uuid.uuid4().hex[:20], "state": pb.QUEUED, "spec": stripped, "owner": owner or "",
+            "spec_data": tensors, "spec_data_sha": hashlib.sha256(tensors).hexdigest() if tensors else None,
             "spec_sha": hashlib.sha256(data).hexdigest(), "request_id": scoped(request_id, owner),
             "batch_id": batch_id or None, "name": spec.name, "labels": dict(spec.labels),
             "epochs_total": job.config.epochs, "created_at": now,

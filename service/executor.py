@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 # Outcome.status values.
@@ -44,7 +44,7 @@ class Task:
 
     job_id: str
     attempt: int
-    spec: bytes                   # serialized fusetrain.v1.JobSpec
+    spec: bytes                   # serialized fusetrain.v1.JobSpec (without what spec_data_sha holds)
     data_dir: str                 # where datasets/ and checkpoints/ live (read only)
     threads: int
     time_limit: float             # wall seconds for this attempt
@@ -56,6 +56,7 @@ class Task:
     job: Optional[object] = None  # specs.EngineJob made at admission (None: the worker converts `spec`)
     owner: str = ""               # the token's owner: owners take turns at equal priority
     resume_state: Optional[dict] = None  # TrainState.arrays() to resume from (a retry), before resume_from
+    spec_data_sha: Optional[str] = None  # the spec's inline data tensors: <data_dir>/specdata/<sha>.pb
 
 
 @dataclass

@@ -3,6 +3,7 @@
     <data>/datasets/<sha256>.npz      uploaded datasets, named by the sha256 of their bytes
     <data>/results/<sha256>.pb        serialized JobResult messages
     <data>/checkpoints/<sha256>.npz   resumable training states (TrainState.arrays())
+    <data>/specdata/<sha256>.pb       job specs' inline data tensors (specdata.py)
     <data>/tmp/                       partial files; emptied at start-up
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = {"datasets": ".npz", "results": ".pb", "checkpoints": ".npz"}
+KINDS = {"datasets": ".npz", "results": ".pb", "checkpoints": ".npz", "specdata": ".pb"}
 
 
 class Files:

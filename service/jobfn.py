@@ -22,7 +22,7 @@ import numpy as np
 from fusetrain import engine
 from fusetrain.v1 import job_pb2
 
-from . import executor as ex
+from . import executor as ex, history
 from .dataprep import fit_normalization, normalization_kind, normalize, split_folds
 from .errors import ResourceExhausted
 from .files import Files
@@ -42,16 +42,6 @@ def metrics_array(metrics: list) -> np.ndarray:
     """EpochMetrics objects as a float64 array (epochs, len(METRIC_FIELDS)): cheap to send."""
     return np.array([_values(m) for m in metrics], dtype=np.float64).reshape(len(metrics),
                                                                             len(ex.METRIC_FIELDS))
-
-
-def thin_history(rows: np.ndarray, cap: int) -> np.ndarray:
-    """Every epoch's row up to `cap` rows; beyond, `cap` rows evenly spaced over the run, the first
-    and the last epoch always among them (each row keeps its epoch number). A million-epoch job's
-    result then stays a few hundred kB instead of tens of MB."""
-    if cap <= 0 or len(rows) <= cap:
-        return rows
-    keep = np.unique(np.round(np.linspace(0, len(rows) - 1, max(cap, 2))).astype(np.int64))
-    return rows[keep]
 
 
 # The last dataset loaded by this process: the jobs of a batch usually share one.
@@ -77,11 +67,13 @@ def run_job(task: ex.Task, ctx) -> ex.Outcome:
 
 def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     spec = job_pb2.JobSpec.FromString(task.spec)
+    files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
+    files.root = Path(task.data_dir)
+    if task.spec_data_sha:                # the inline data tensors, stored once for all their jobs
+        spec.MergeFromString(files.read("specdata", task.spec_data_sha))
     # The engine form made at admission (a copy: a retry of this task must see it unchanged).
     job = (dataclasses.replace(task.job) if task.job is not None
            else to_engine(spec, task.limits, task.threads_per_worker))
-    files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
-    files.root = Path(task.data_dir)
     path = lambda sha: files.path("datasets", sha)  # noqa: E731
     x, y = load_source(spec.data.train, "data.train", path, cache=_dataset_cache)
     x_val = y_val = None
@@ -145,7 +137,8 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     flush()
     out = {
         "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
-        "history": thin_history(metrics_array(result.history), task.limits.max_history_rows),
+        "history": history.thin(metrics_array(result.history), job.config.epochs,
+                                task.limits.max_history_rows),
         "final": dict(result.final),
         "stop_reason": result.stop_reason,
         "epochs_run": result.epochs_run,

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from fusetrain import engine
@@ -39,6 +40,7 @@ log = logging.getLogger("fusetrain.jobs")
 
 VERSION = "0.1.0"
 PAGE_TOKEN = re.compile(r"[0-9]{1,18}")     # a job's seq, as ListJobs hands it out
+SETTLE_SECONDS = 10.0       # a cancel's wait for an outcome the recorder has not written yet
 
 
 class JobManager:
@@ -51,8 +53,9 @@ class JobManager:
         self._draining = False
         self._handoff = threading.Lock()    # cancel vs. the hand-off of a committed job
         self._unsent: set = set()           # committed QUEUED jobs not yet handed to the executor
+        self._spec_data_lock = threading.RLock()   # spec-data files: written vs. removed
         self.changes = Changes()
-        self.recorder = Recorder(self.store, self.changes)
+        self.recorder = Recorder(self.store, self.changes, self.limits.max_history_rows)
         self.admission = Admission(config, self.store, lambda: self.recorder.job_seconds)
         self.datasets = Datasets(self.store, self.limits)
         self.watcher = Watch(self.store, self.changes)
@@ -111,14 +114,14 @@ class JobManager:
         job = self.admission.check(spec, owner=owner)
         now = time.time()
         row = new_row(spec, job, request_id, "", now, owner)
-        with self.store.tx() as tx:
+        with self._spec_data_kept([row]), self.store.tx() as tx:
             if request_id:
                 existing = tx.job_by_request(row["request_id"])
                 if existing is not None:
                     if existing["spec_sha"] != row["spec_sha"]:
                         raise AlreadyExists(f"request_id {request_id!r} was used for job {existing['id']} "
                                             f"with a different spec")
-                    return job_message(existing)
+                    return job_message(self._whole(existing))
             self.admission.check_room(tx, 1, owner)
             tx.insert_job(row)
             self._unsent.add(row["id"])
@@ -136,7 +139,7 @@ class JobManager:
         batch_id = "batch-" + uuid.uuid4().hex[:16]
         now = time.time()
         rows = [new_row(spec, job, "", batch_id, now, owner) for spec, job in zip(specs, jobs)]
-        with self.store.tx() as tx:
+        with self._spec_data_kept(rows), self.store.tx() as tx:
             if req.request_id:
                 existing = tx.batch_by_request(scoped(req.request_id, owner))
                 if existing is not None:
@@ -155,11 +158,50 @@ class JobManager:
         log.info("batch %s QUEUED %d jobs", batch_id, len(rows))
         for row, job in zip(rows, jobs):
             self._start(row, job)
-        return pb.SubmitJobsResponse(batch_id=batch_id, jobs=[job_message(r) for r in rows])
+        # Each job's spec without the inline data tensors stored apart (the reply of a big grid
+        # stays small; GetJob returns the whole spec).
+        return pb.SubmitJobsResponse(batch_id=batch_id, jobs=[job_message(dict(r, spec_data=b"")) for r in rows])
+
+    @contextmanager
+    def _spec_data_kept(self, rows: list[dict]):
+        """Write the rows' inline data tensors (each distinct one once) before their transaction;
+        remove the files again that no committed row references when it fails."""
+        shas = {row["spec_data_sha"]: row["spec_data"] for row in rows if row["spec_data_sha"]}
+        if not shas:
+            yield
+            return
+        # Held from the write to the commit, and by _drop_spec_data from its check to the removal,
+        # so a file one submit counts on is never removed under it by a delete.
+        with self._spec_data_lock:
+            for sha, data in shas.items():
+                self.files.write("specdata", data)
+            try:
+                yield
+            except BaseException:
+                for sha in shas:
+                    self._drop_spec_data(sha)
+                raise
+
+    def _drop_spec_data(self, sha: Optional[str]) -> None:
+        """Remove a spec-data file that no job references any more."""
+        if not sha:
+            return
+        try:
+            with self._spec_data_lock, self.store.tx() as tx:
+                if tx.spec_data_in_use(sha):
+                    return
+                self.files.remove("specdata", sha)
+        except Unavailable:
+            log.warning("could not check whether spec data %s is still used; it is kept", sha)
+
+    def _whole(self, row: dict) -> dict:
+        """The row with its spec's inline data tensors loaded (for replies that carry the spec)."""
+        return dict(row, spec_data=self.store.spec_data(row)) if row.get("spec_data_sha") else row
 
     def _start(self, row: dict, job: EngineJob) -> None:
         """Hand a committed QUEUED job to the executor, with the engine form made at admission."""
         task = ex.Task(job_id=row["id"], attempt=row["attempt"] + 1, spec=row["spec"],
+                       spec_data_sha=row.get("spec_data_sha"),
                        data_dir=str(self.store.data_dir), threads=job.config.threads,
                        time_limit=job.time_limit, checkpoint_seconds=self.config.checkpoint_seconds,
                        limits=self.limits, threads_per_worker=self.config.threads_per_worker,
@@ -197,7 +239,7 @@ class JobManager:
         return row
 
     def get(self, job_id: str, owner: Optional[str] = None) -> pb.Job:
-        return job_message(self._row(job_id, owner))
+        return job_message(self._whole(self._row(job_id, owner)))
 
     def list(self, req: pb.ListJobsRequest, owner: Optional[str] = None) -> pb.ListJobsResponse:
         size = req.page_size or 100
@@ -218,7 +260,7 @@ class JobManager:
         rows = rows[:size]
         reply, total = pb.ListJobsResponse(), 0
         for i, row in enumerate(rows):
-            job = job_message(row, req.include_spec)
+            job = job_message(self._whole(row) if req.include_spec else row, req.include_spec)
             total += job.ByteSize() + 8
             if i and total > self.limits.max_reply_bytes:
                 more, rows = True, rows[:i]            # the page ends here (max_reply_bytes)
@@ -256,7 +298,7 @@ class JobManager:
     def cancel(self, job_id: str, force: bool = False, owner: Optional[str] = None) -> pb.Job:
         row = self._row(job_id, owner)
         if row["state"] in TERMINAL:
-            return job_message(row)
+            return job_message(self._whole(row))
         with self._handoff:
             if job_id in self._unsent:      # committed, not handed over yet: it never starts
                 self._unsent.discard(job_id)
@@ -278,10 +320,24 @@ class JobManager:
                                               attempt=row["attempt"])])
             row = tx.job(job_id) if row is not None else None
         self.changes.notify()
+        if row is not None and answer == ex.UNKNOWN and row["state"] in ACTIVE:
+            row = self._settled(job_id, row)
         if row is None:
             raise NotFound(f"job {job_id!r} not found")
         log.info("job %s %s (cancel%s)", job_id, state_name(row["state"]), ", force" if force else "")
-        return job_message(row)
+        return job_message(self._whole(row))
+
+    def _settled(self, job_id: str, row: dict) -> Optional[dict]:
+        """The row once the recorder has written the outcome the executor already has (a job the
+        executor no longer holds has ended; its row may lag behind for a moment), so a cancel never
+        answers QUEUED for a job that has run. Waits at most SETTLE_SECONDS."""
+        end = time.monotonic() + SETTLE_SECONDS
+        while row is not None and row["state"] not in TERMINAL and time.monotonic() < end:
+            version = self.changes.version()
+            row = self.store.job(job_id)
+            if row is not None and row["state"] not in TERMINAL:
+                self.changes.wait(version, timeout=max(0.0, end - time.monotonic()))
+        return row
 
     def delete(self, job_id: str, owner: Optional[str] = None) -> None:
         with self.store.tx() as tx:
@@ -296,6 +352,7 @@ class JobManager:
             self.files.remove("results", row["result_sha"])
         if row["checkpoint_sha"]:
             self.files.remove("checkpoints", row["checkpoint_sha"])
+        self._drop_spec_data(row["spec_data_sha"])
         self.predictor.forget(job_id)
         self.changes.notify()
         log.info("job %s deleted", job_id)

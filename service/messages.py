@@ -68,6 +68,8 @@ def job_message(row: dict, include_spec: bool = True) -> pb.Job:
                  labels=row["labels"], created_at=timestamp(row["created_at"]))
     if include_spec:
         job.spec.ParseFromString(row["spec"])
+        if row.get("spec_data"):            # its inline data tensors, stored apart (specdata.py)
+            job.spec.MergeFromString(row["spec_data"])
     if row["latest"]:
         job.latest.ParseFromString(row["latest"])
     if row["started_at"]:

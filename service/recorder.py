@@ -18,7 +18,7 @@ from typing import Callable
 
 from fusetrain.v1 import service_pb2 as pb
 
-from . import executor as ex
+from . import executor as ex, history
 from .messages import TERMINAL, epoch_metrics, pack_epoch_block, result_message, state_event, state_name
 from .store import Store, pack_events
 from .watch import Changes
@@ -49,8 +49,9 @@ def resolved(outcome: ex.Outcome) -> Future:
 class Recorder:
     """The thread that turns executor updates into committed rows, events and files."""
 
-    def __init__(self, store: Store, changes: Changes):
+    def __init__(self, store: Store, changes: Changes, history_rows: int = 0):
         self.store = store
+        self.history_rows = history_rows    # max_history_rows: epoch events kept per job (history.py)
         self.files = store.files
         self.changes = changes
         self.job_seconds = 1.0          # moving average of finished jobs' run time (retry hints)
@@ -148,11 +149,12 @@ class Recorder:
                         lines.append(f"job {job_id} RUNNING attempt={payload['attempt']} "
                                      f"queued={payload['time'] - row['created_at']:.3f}s")
                 elif kind == ex.EPOCHS and len(payload):
-                    count = payload.shape[0]
                     tx.update_job(job_id, epochs_done=int(payload[-1, 0]),
                                   latest=epoch_metrics(payload[-1]).SerializeToString())
-                    first = tx.reserve_sequences(job_id, count)
-                    tx.add_events(job_id, first, count, 1, pack_epoch_block(payload, now))
+                    rows = payload[history.kept(payload[:, 0], row["epochs_total"], self.history_rows)]
+                    if len(rows):                   # past max_history_rows epochs: every k-th
+                        first = tx.reserve_sequences(job_id, len(rows))
+                        tx.add_events(job_id, first, len(rows), 1, pack_epoch_block(rows, now))
                 elif kind == ex.CHECKPOINT:
                     if row["checkpoint_sha"] and row["checkpoint_sha"] != payload:
                         stale.append(row["checkpoint_sha"])

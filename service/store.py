@@ -27,7 +27,7 @@ def storage_unavailable(exc: BaseException) -> Unavailable:
     what = getattr(exc, "strerror", None) or str(exc)
     return Unavailable(f"the job store is unavailable ({what}); nothing was changed, try again later")
 
-SCHEMA_VERSION = 3   # 2: jobs.owner; 3: request ids keyed by (owner, request id)
+SCHEMA_VERSION = 4   # 2: jobs.owner; 3: request ids keyed by (owner, request id); 4: jobs.spec_data_sha
 
 
 def request_key(owner: Optional[str], request_id: str) -> Optional[str]:
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order
     id             TEXT NOT NULL UNIQUE,
     state          INTEGER NOT NULL,                   -- fusetrain.v1.JobState
-    spec           BLOB NOT NULL,                      -- serialized JobSpec
+    spec           BLOB NOT NULL,                      -- serialized JobSpec, without the inline data
+                                                       -- tensors when spec_data_sha is set
     spec_sha       TEXT NOT NULL,
     request_id     TEXT UNIQUE,
     batch_id       TEXT,
@@ -67,7 +68,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_sha     TEXT,                               -- results/<sha>.pb
     checkpoint_sha TEXT,                               -- checkpoints/<sha>.npz
     next_seq       INTEGER NOT NULL DEFAULT 1,         -- next event sequence number
-    owner          TEXT NOT NULL DEFAULT ''            -- the token's owner ('' without authentication)
+    owner          TEXT NOT NULL DEFAULT '',           -- the token's owner ('' without authentication)
+    spec_data_sha  TEXT                                -- specdata/<sha>.pb: the spec's inline tensors
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, seq);
@@ -104,9 +106,15 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
+# Created after the migrations (they add the columns these name).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_by_spec_data ON jobs(spec_data_sha) WHERE spec_data_sha IS NOT NULL;
+"""
+
 JOB_COLUMNS = ("seq", "id", "state", "spec", "spec_sha", "request_id", "batch_id", "name", "labels",
                "failure_reason", "message", "attempt", "epochs_done", "epochs_total", "latest",
-               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq", "owner")
+               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq", "owner",
+               "spec_data_sha")
 
 
 def pack_events(payloads: Iterable[bytes]) -> bytes:
@@ -129,7 +137,7 @@ class Tx:
         self.c = conn
 
     def insert_job(self, row: dict) -> None:
-        cols = [k for k in row if k != "seq"]
+        cols = [k for k in row if k in JOB_COLUMNS and k != "seq"]
         values = [json.dumps(row[k], sort_keys=True) if k == "labels" else row[k] for k in cols]
         self.c.execute(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                        values)
@@ -209,6 +217,9 @@ class Tx:
                        "VALUES (?, ?, ?, ?, ?)",
                        (batch_id, request_id, request_sha, json.dumps(job_ids), time.time()))
 
+    def spec_data_in_use(self, sha: str) -> bool:
+        return self.c.execute("SELECT 1 FROM jobs WHERE spec_data_sha = ? LIMIT 1", (sha,)).fetchone() is not None
+
     def result_in_use(self, sha: str) -> bool:
         return self.c.execute("SELECT 1 FROM jobs WHERE result_sha = ? LIMIT 1", (sha,)).fetchone() is not None
 
@@ -232,17 +243,24 @@ class Store:
                 if statement.strip():
                     tx.c.execute(statement)
             version = tx.c.execute("PRAGMA user_version").fetchone()[0]
+            fresh = version == 0
             if version == 1:     # a store made before jobs had owners: they belong to no token
                 tx.c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
                 version = 2
             if version == 2:     # request ids were stored as 'owner/id'
                 _migrate_request_ids(tx.c)
-                version = 0
-            if version == 0:
-                tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+                version = 3
+            if version == 3:     # every spec was stored whole, inline data included
+                if "spec_data_sha" not in {r[1] for r in tx.c.execute("PRAGMA table_info(jobs)")}:
+                    tx.c.execute("ALTER TABLE jobs ADD COLUMN spec_data_sha TEXT")
+                version = SCHEMA_VERSION
+            if not fresh and version != SCHEMA_VERSION:
                 raise RuntimeError(f"{self.data_dir}: store schema {version}, this server knows "
                                    f"{SCHEMA_VERSION}")
+            tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in INDEXES.split(";"):
+                if statement.strip():
+                    tx.c.execute(statement)
 
     def close(self) -> None:
         with self._lock:
@@ -316,6 +334,10 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
         return [_job_row(r) for r in self._query(sql, (*args, limit))]
+
+    def spec_data(self, row: dict) -> bytes:
+        """The inline data tensors of a job's spec, stored apart (b"" when its row holds them)."""
+        return self.files.read("specdata", row["spec_data_sha"]) if row.get("spec_data_sha") else b""
 
     def unfinished_jobs(self) -> list[dict]:
         return [_job_row(r) for r in self._query(

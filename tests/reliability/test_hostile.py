@@ -176,6 +176,35 @@ def test_cancel_between_commit_and_hand_off_wins(stub):
     assert_healthy(stub)
 
 
+def test_cancel_of_a_job_that_already_ran_answers_its_outcome(stub):
+    """The executor has the job's outcome but the recorder has not written it yet: the cancel used
+    to answer the stale QUEUED. It now answers the outcome, and the job is not cancelled."""
+    from fusetrain.service import executor as ex
+    from fusetrain.service.recorder import resolved
+    manager = stub.server.manager
+    manager.executor.paused = True
+    original = manager.executor.cancel
+    try:
+        job = stub.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
+
+        def already_ended(job_id, force=False):
+            # The job ended in its worker a moment ago: its outcome is on the way to the recorder.
+            outcome = resolved(ex.Outcome(ex.FAILED, "ENGINE_ERROR", "ended before the cancel", attempt=1))
+            threading.Timer(0.3, manager.recorder.done, (job_id, outcome)).start()
+            return ex.UNKNOWN
+        manager.executor.cancel = already_ended
+        answer = stub.CancelJob(pb.CancelJobRequest(job_id=job.id))
+    finally:
+        manager.executor.cancel = original
+        manager.executor.paused = False
+        with manager.executor.cv:
+            manager.executor.cv.notify_all()
+    assert answer.state == pb.FAILED and answer.message == "ended before the cancel", answer
+    states = [e.state.state for e in watch(stub, job.id) if e.HasField("state")]
+    assert states == [pb.QUEUED, pb.FAILED], states
+    assert_healthy(stub)
+
+
 # ------------------------------------------------------------------- 7: DIVERGED and its weights
 
 @pytest.mark.parametrize("field, value", [("learning_rate", 1e308), ("weight_decay", 1e308)])
@@ -388,6 +417,45 @@ def test_grid_of_a_big_base_is_refused_before_expanding(stub):
     assert "600 combinations" in details
     assert not stub.ListJobs(pb.ListJobsRequest()).jobs
     assert stub.GetServerInfo(pb.GetServerInfoRequest()).limits.max_batch_spec_bytes == 64 << 20
+    assert_healthy(stub)
+
+
+def _db_bytes(data_dir: Path) -> int:
+    return sum(p.stat().st_size for p in data_dir.glob("fusetrain.db*"))
+
+
+def test_grid_stores_its_base_data_once(stub):
+    """A 3 MB base spec with 20 grid values: +60 MB of database before the fix (every job's row
+    held the whole spec); now the inline data is one file and each row holds the rest."""
+    data_dir = stub.server.manager.store.data_dir
+    spec = xor_spec(epochs=1)
+    rows = 250_000
+    x = np.tile(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32), (rows // 4, 1))
+    y = np.logical_xor(x[:, :1], x[:, 1:]).astype(np.float32)
+    spec.data.train.x.CopyFrom(job_pb2.Tensor(dtype="float32", shape=list(x.shape), data=x.tobytes()))
+    spec.data.train.y.CopyFrom(job_pb2.Tensor(dtype="float32", shape=list(y.shape), data=y.tobytes()))
+    seeds = list(range(20))
+    axis = pb.GridAxis(field="model.seed", values=[struct_pb2.Value(number_value=i) for i in seeds])
+    before = _db_bytes(data_dir)
+    batch = stub.SubmitJobs(pb.SubmitJobsRequest(base=spec, grid=[axis]))
+    grown = _db_bytes(data_dir) - before
+    assert grown < 1_000_000, f"the database grew by {grown} bytes for 20 jobs of one 3 MB base"
+    files = list((data_dir / "specdata").iterdir())
+    assert len(files) == 1 and 3_000_000 <= files[0].stat().st_size < 3_100_000
+    assert batch.ByteSize() < 100_000                     # the reply holds each spec without the data
+    for seed, listed in zip(seeds, batch.jobs):
+        whole = stub.GetJob(pb.GetJobRequest(job_id=listed.id)).spec
+        expected = job_pb2.JobSpec()
+        expected.CopyFrom(spec)
+        expected.model.seed = seed
+        assert whole == expected                          # GetJob: the spec as expanded, data included
+    for listed in batch.jobs:                             # the workers read the data from the file
+        assert wait_done(stub, listed.id).state == pb.SUCCEEDED
+    for listed in batch.jobs[:-1]:
+        stub.DeleteJob(pb.DeleteJobRequest(job_id=listed.id))
+    assert files[0].exists()                              # one job still uses it
+    stub.DeleteJob(pb.DeleteJobRequest(job_id=batch.jobs[-1].id))
+    assert not files[0].exists()
     assert_healthy(stub)
 
 
@@ -662,10 +730,15 @@ def test_a_long_jobs_history_is_thinned_past_its_limit(tmp_path):
             assert wait_done(stub, job.id).state == pb.SUCCEEDED
         long_result = stub.GetResult(pb.GetResultRequest(job_id=long_job.id))
         epochs = [m.epoch for m in long_result.history]
-        assert len(epochs) == 500 and epochs[0] == 1 and epochs[-1] == 20_000 and epochs == sorted(set(epochs))
+        stride = math.ceil(20_000 / 498)                  # every 41st epoch, the first and the last
+        assert epochs == [1] + list(range(stride, 20_000, stride)) + [20_000] and len(epochs) <= 500
         assert long_result.epochs_run == 20_000
+        # WatchJob replays the same epochs: the store kept no more of them.
+        watched = [e.epoch.epoch for e in watch(stub, long_job.id) if e.HasField("epoch")]
+        assert watched == epochs
         short = stub.GetResult(pb.GetResultRequest(job_id=short_job.id))
         assert [m.epoch for m in short.history] == list(range(1, 301))    # under the limit: every epoch
+        assert [e.epoch.epoch for e in watch(stub, short_job.id) if e.HasField("epoch")] == list(range(1, 301))
         assert_healthy(stub)
     finally:
         channel.close()

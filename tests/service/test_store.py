@@ -1,11 +1,12 @@
-"""The store's schema upgrades: request ids of a schema-2 store become (owner, id) keys."""
+"""The store's schema upgrades: request ids of a schema-2 store become (owner, id) keys; a schema-3
+store gains the column of spec data stored apart."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
-from fusetrain.service.store import Store, request_id_of, request_key
+from fusetrain.service.store import SCHEMA, SCHEMA_VERSION, Store, request_id_of, request_key
 
 
 def _job(job_id: str, owner: str, request_id: str) -> dict:
@@ -36,5 +37,23 @@ def test_schema_2_request_ids_are_migrated(tmp_path):
         assert tx.batch_by_request(request_key("bob", "s1"))["id"] == "b1"
     store.close()
     version = sqlite3.connect(tmp_path / "fusetrain.db").execute("PRAGMA user_version").fetchone()[0]
-    assert version == 3
+    assert version == SCHEMA_VERSION
     assert json.loads(request_key("alice", "r1")) == ["alice", "r1"]
+
+
+def test_schema_3_store_gains_the_spec_data_column(tmp_path):
+    """A real schema-3 jobs table (no spec_data_sha): opened, migrated, its rows read as before."""
+    old = "\n".join(line.replace("DEFAULT '',", "DEFAULT ''") if "owner " in line else line
+                    for line in SCHEMA.splitlines() if "spec_data_sha" not in line)
+    conn = sqlite3.connect(tmp_path / "fusetrain.db")
+    conn.executescript(old)
+    conn.execute("INSERT INTO jobs (id, state, spec, spec_sha, created_at, owner) VALUES ('j1', 4, x'0a01', '', 0, '')")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    store = Store(tmp_path)
+    row = store.job("j1")
+    assert row["spec"] == b"\n\x01" and row["spec_data_sha"] is None and store.spec_data(row) == b""
+    store.close()
+    version = sqlite3.connect(tmp_path / "fusetrain.db").execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 4
