@@ -1,43 +1,22 @@
 """What each `fusetrain` sub-command does (cli.py builds the parser and maps errors to exit codes).
 
 Every command writes human output by default (tables on stdout, progress bars on stderr) and
-JSON with --json. Each returns its exit code.
+JSON with --json. Each returns its exit code. This module holds the job commands (train,
+submit, sweep, jobs, status, watch, cancel, delete); resultcmds.py result and predict;
+servercmds.py datasets and info. All are reachable from here.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
-from pathlib import Path
-from typing import Optional
 
-import numpy as np
-
-from . import errors, jobfiles, loaders, output as out
-from .client import Client
-from .types import Job, event_to_dict
-
-EXIT_OK, EXIT_JOB_FAILED = 0, 1
-
-
-def client_of(args) -> Client:
-    return Client(args.server, token=args.token, tls=args.tls or None, timeout=args.timeout,
-                  cert=getattr(args, "tls_cert", None), key=getattr(args, "tls_key", None))
-
-
-def overrides_of(args) -> dict:
-    pairs = [jobfiles.parse_assignment(text) for text in getattr(args, "set", None) or []]
-    labels = getattr(args, "label", None) or []
-    for text in labels:
-        key, _, value = text.partition("=")
-        pairs.append((f"labels.{key}", value))
-    return dict(pairs)
-
-
-def _progress(args) -> bool:
-    return not args.json and not args.no_progress
-
+from . import errors, jobfiles, output as out
+from .cmdutil import (EXIT_JOB_FAILED, EXIT_OK, client_of, job_failed, overrides_of, print_result,  # noqa: F401
+                      show_progress)
+from .resultcmds import predict, result  # noqa: F401 -- the parser finds every command here
+from .servercmds import datasets_delete, datasets_show, datasets_upload, info  # noqa: F401
+from .types import event_to_dict
 
 # ------------------------------------------------------------------------------------- train
 
@@ -48,41 +27,20 @@ def train(args) -> int:
     try:
         if args.local:
             from .local import train_local
-            result = train_local(args.file, progress=_progress(args), threads=args.threads, overrides=overrides)
+            result = train_local(args.file, progress=show_progress(args), threads=args.threads, overrides=overrides)
         else:
             with client_of(args) as c:
-                result = c.train(args.file, progress=_progress(args), overrides=overrides)
+                result = c.train(args.file, progress=show_progress(args), overrides=overrides)
     except errors.JobFailed as exc:
-        return _job_failed(args, exc.job)
+        return job_failed(args, exc.job)
     saved = result.save(args.output) if args.output else None
     if args.json:
         out.print_json({**result.summary(), **({"saved": str(saved)} if saved else {})})
         return EXIT_OK
-    _print_result(result)
+    print_result(result)
     if saved:
         print(f"  saved {saved}")
     return EXIT_OK
-
-
-def _job_failed(args, job: Job) -> int:
-    if args.json:
-        out.print_json(job.to_dict())
-    else:
-        why = f" ({job.failure_reason})" if job.failure_reason else ""
-        print(f"job {job.id} {job.state}{why}" + (f": {job.message}" if job.message else ""))
-    return EXIT_JOB_FAILED
-
-
-def _print_result(result) -> None:
-    t = result.timings
-    queued = f", queued {out.seconds(t['queued'])}" if t.get("queued") else ""
-    print(f"job {result.job_id} {result.state}: {result.epochs_run} epochs ({result.stop_reason.lower()}), "
-          f"training {out.seconds(t['train'])}, compile {out.seconds(t['compile'])}{queued}")
-    print(f"  final  {out.metrics_line(result.final)}")
-    shapes = " -> ".join([str(result.weights[0][0].shape[1])] + [f"{w.shape[0]} {act}" for (w, _), (act, _) in
-                                                                  zip(result.weights, result.activations)])
-    norm = f", inputs {result.normalization.kind}" if result.normalization is not None else ""
-    print(f"  model  {shapes} ({result.dtype}{norm}); weights sha256 {result.weights_sha256[:16]}")
 
 
 # ------------------------------------------------------------------------------------ submit
@@ -98,7 +56,7 @@ def submit(args) -> int:
                 print(f"{path}: job {job.id} {job.state}", flush=True)
         if args.wait:
             if len(jobs) == 1:
-                jobs = [c.wait(jobs[0].id, progress=_progress(args))]
+                jobs = [c.wait(jobs[0].id, progress=show_progress(args))]
             else:
                 jobs = [c.wait(j.id) for j in jobs]
             if not args.json:
@@ -130,7 +88,7 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
         if not args.json:
             axes = " x ".join(f"{name} ({len(v)})" for name, v in sw.axes) or "no grid"
             print(f"batch {batch.id}: {len(batch.jobs)} jobs ({axes})", flush=True)
-        jobs = c.wait_batch(batch, progress=_progress(args))
+        jobs = c.wait_batch(batch, progress=show_progress(args))
         rows = []
         for job, combo in zip(jobs, batch.overrides):
             final, timings = {}, {}
@@ -279,202 +237,3 @@ def delete(args) -> int:
     if args.json:
         out.print_json({"deleted": args.job_ids})
     return EXIT_OK
-
-
-# -------------------------------------------------------------------------- result, predict
-
-def result(args) -> int:
-    with client_of(args) as c:
-        r = c.result(args.job_id)
-        saved = r.save(args.output) if args.output else None
-        check = _verify(c, r, Path(saved), args.verify, args) if saved and args.verify else None
-    if args.json:
-        extra = {"saved": str(saved)} if saved else {}
-        if check:
-            extra["verify"] = check
-        if args.history:
-            extra["history"] = r.history.to_list()
-        out.print_json({**r.summary(), **extra})
-    else:
-        _print_result(r)
-        if args.history:
-            for row in r.history.to_list():
-                print(f"  epoch {row['epoch']:5d}  {out.metrics_line(row)}")
-        if saved:
-            print(f"  saved {saved} ({Path(saved).suffix[1:]}: {len(r.weights)} layers"
-                  f"{', with the input ' + r.normalization.kind if r.normalization else ''})")
-        if check:
-            print(f"  verify {check['runtime']} on {check['rows']} rows of {check['input']}: max |difference| "
-                  f"from Predict {check['max_abs_diff']:.3g} (tolerance {check['tolerance']:g}): "
-                  f"{'ok' if check['ok'] else 'MISMATCH'}")
-    return EXIT_OK if not check or check["ok"] else EXIT_JOB_FAILED
-
-
-def _verify(c: Client, r, path: Path, input_text: str, args) -> dict:
-    """Run the saved model on INPUT (onnxruntime for .onnx, numpy for .npz/.safetensors) and compare
-    with the server's Predict."""
-    from . import export
-
-    x, _ = _read_inputs(input_text, r.spec.model.inputs, args)
-    want = c.predict(r.job_id, x)
-    tol = 1e-5 if r.dtype == "float32" else 1e-8
-    if path.suffix.lower() == ".onnx":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise errors.FusetrainError("--verify of an .onnx file needs onnxruntime (pip install onnxruntime)") \
-                from None
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"x": np.asarray(x, dtype=r.dtype)})[0]
-        runtime = f"onnxruntime {ort.__version__}"
-    else:
-        reader = export.load_npz if path.suffix.lower() == ".npz" else export.load_safetensors
-        layers, norm, _ = reader(path)
-        got = export.forward(layers, norm, np.asarray(x))
-        runtime = "numpy"
-    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if len(x) else 0.0
-    return {"input": input_text, "rows": int(len(x)), "runtime": runtime, "max_abs_diff": diff, "tolerance": tol,
-            "ok": diff <= tol}
-
-
-def _read_inputs(text: str, inputs: int, args) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Rows to predict from a file or a JSON list, and their targets when the file has them."""
-    if text.lstrip().startswith("["):
-        try:
-            x = np.asarray(json.loads(text), dtype=np.float64)
-        except ValueError as exc:
-            raise errors.SpecError(f"INPUT {text!r}: not a JSON list of rows: {exc}") from None
-        return x.reshape(-1, inputs) if x.ndim == 1 else x, None
-    path = Path(text)
-    if not path.exists():
-        raise errors.SpecError(f"INPUT {path}: not found")
-    labels = getattr(args, "labels", None)
-    target = getattr(args, "target", None)
-    try:
-        if path.suffix.lower() in (".csv", ".txt", ".tsv"):
-            with open(path, newline="") as f:
-                width = len(next(csv.reader(f), []))
-            has_target = target is not None or width == inputs + 1
-            d = loaders.load_csv(path, target=(-1 if target is None else target) if has_target else None)
-        else:
-            d = loaders.load(path)
-        y = d.y
-        if labels:
-            y, _ = loaders.load_labels(labels)
-    except loaders.LoadError as exc:
-        raise errors.SpecError(str(exc)) from None
-    return d.x, y
-
-
-def predict(args) -> int:
-    with client_of(args) as c:
-        job = c.job(args.job_id)
-        inputs = job.proto.spec.model.inputs
-        x, y = _read_inputs(args.input, inputs, args)
-        pred = c.predict(args.job_id, x)
-    acc = _accuracy(pred, y) if y is not None and len(y) == len(pred) else None
-    if args.output:
-        path = Path(args.output)
-        if path.suffix.lower() == ".npy":
-            np.save(path, pred)
-        else:
-            np.savetxt(path, pred, delimiter=",", fmt="%.9g")
-    if args.json:
-        doc = {"job_id": job.id, "rows": int(len(pred)), "outputs": int(pred.shape[1])}
-        if acc is not None:
-            doc["accuracy"] = acc
-        if args.output:
-            doc["saved"] = str(args.output)
-        else:
-            doc["y"] = pred.tolist()
-        out.print_json(doc)
-        return EXIT_OK
-    shown = pred[:args.rows]
-    columns = ["row", *[f"y{j}" for j in range(pred.shape[1])]] + (["class"] if pred.shape[1] > 1 else [])
-    rows = [[i, *[f"{v:.4f}" for v in r], *([int(np.argmax(r))] if pred.shape[1] > 1 else [])]
-            for i, r in enumerate(shown)]
-    out.table(None, columns, rows)
-    if len(pred) > len(shown):
-        print(f"... {len(pred) - len(shown)} more rows" + (f" (all in {args.output})" if args.output else
-                                                          " (-o FILE writes them all)"))
-    if acc is not None:
-        print(f"accuracy {out.pct(acc)} on {len(pred)} rows")
-    return EXIT_OK
-
-
-def _accuracy(pred: np.ndarray, y: np.ndarray) -> Optional[float]:
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape[1] != pred.shape[1]:
-        return None
-    if pred.shape[1] > 1:
-        return float(np.mean(np.argmax(pred, axis=1) == np.argmax(y, axis=1)))
-    return float(np.mean((pred[:, 0] > 0.5) == (y[:, 0] > 0.5)))
-
-
-# --------------------------------------------------------------------------- datasets, info
-
-def datasets_upload(args) -> int:
-    path = Path(args.path)
-    with client_of(args) as c:
-        if path.suffix.lower() == ".npz" and not args.labels:
-            if not path.exists():
-                raise errors.SpecError(f"{path}: not found")
-            ds = c.upload_dataset(path, name=args.name or path.name)
-        else:
-            src = jobfiles.job_pb2.LocalFile(path=str(path), labels=args.labels or "",
-                                             delimiter=args.delimiter or "")
-            if args.target is not None:
-                src.target = args.target
-            if args.header is not None:
-                src.header = args.header
-            if args.one_hot is not None:
-                src.one_hot = args.one_hot
-            d = jobfiles.read_file_source(src, Path.cwd(), "dataset")
-            ds = c.upload_dataset({"x": d.x, "y": d.y}, name=args.name or path.name)
-    return _print_dataset(ds, args)
-
-
-def datasets_show(args) -> int:
-    with client_of(args) as c:
-        return _print_dataset(c.dataset(args.dataset_id), args)
-
-
-def datasets_delete(args) -> int:
-    with client_of(args) as c:
-        for dataset_id in args.dataset_ids:
-            c.delete_dataset(dataset_id)
-            if args.json:
-                out.print_json({"id": dataset_id, "deleted": True})
-            else:
-                print(f"dataset {dataset_id} deleted")
-    return EXIT_OK
-
-
-def _print_dataset(ds, args) -> int:
-    arrays = {a.name: {"dtype": a.dtype, "shape": list(a.shape)} for a in ds.arrays}
-    if args.json:
-        out.print_json({"id": ds.id, "name": ds.name, "size_bytes": ds.size_bytes, "arrays": arrays,
-                        "already_present": ds.already_present})
-        return EXIT_OK
-    what = ", ".join(f"{k} {tuple(v['shape'])} {v['dtype']}" for k, v in arrays.items())
-    print(f"dataset {ds.id}  {ds.name}  {ds.size_bytes:,} bytes  {what}"
-          + ("  (already on the server: nothing sent)" if ds.already_present else ""))
-    print(f'use it in a job file: "data": {{"train": {{"dataset_id": "{ds.id}"}}}}')
-    return EXIT_OK
-
-
-def info(args) -> int:
-    from google.protobuf import json_format
-    with client_of(args) as c:
-        i = c.server_info()
-    if args.json:
-        out.print_json(json_format.MessageToDict(i, preserving_proto_field_name=True))
-        return EXIT_OK
-    print(f"fusetrain {i.version} at {c.address}: {i.workers} workers x {i.threads_per_worker} thread(s) "
-          f"({i.executor})")
-    for name in ("activations", "losses", "optimizers", "initializers", "schedules", "dtypes"):
-        print(f"  {name:13} {', '.join(getattr(i, name))}")
-    lim = json_format.MessageToDict(i.limits, preserving_proto_field_name=True)
-    print("  limits        " + ", ".join(f"{k} {v}" for k, v in lim.items()))
-    return EXIT_OK
-

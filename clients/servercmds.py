@@ -1,0 +1,75 @@
+"""`fusetrain datasets ...` and `fusetrain info`: uploaded datasets, and what a server runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import errors, jobfiles, output as out
+from .cmdutil import EXIT_OK, client_of
+
+
+def datasets_upload(args) -> int:
+    path = Path(args.path)
+    with client_of(args) as c:
+        if path.suffix.lower() == ".npz" and not args.labels:
+            if not path.exists():
+                raise errors.SpecError(f"{path}: not found")
+            ds = c.upload_dataset(path, name=args.name or path.name)
+        else:
+            src = jobfiles.job_pb2.LocalFile(path=str(path), labels=args.labels or "",
+                                             delimiter=args.delimiter or "")
+            if args.target is not None:
+                src.target = args.target
+            if args.header is not None:
+                src.header = args.header
+            if args.one_hot is not None:
+                src.one_hot = args.one_hot
+            d = jobfiles.read_file_source(src, Path.cwd(), "dataset")
+            ds = c.upload_dataset({"x": d.x, "y": d.y}, name=args.name or path.name)
+    return _print_dataset(ds, args)
+
+
+def datasets_show(args) -> int:
+    with client_of(args) as c:
+        return _print_dataset(c.dataset(args.dataset_id), args)
+
+
+def datasets_delete(args) -> int:
+    with client_of(args) as c:
+        for dataset_id in args.dataset_ids:
+            c.delete_dataset(dataset_id)
+            if args.json:
+                out.print_json({"id": dataset_id, "deleted": True})
+            else:
+                print(f"dataset {dataset_id} deleted")
+    return EXIT_OK
+
+
+def _print_dataset(ds, args) -> int:
+    arrays = {a.name: {"dtype": a.dtype, "shape": list(a.shape)} for a in ds.arrays}
+    if args.json:
+        out.print_json({"id": ds.id, "name": ds.name, "size_bytes": ds.size_bytes, "arrays": arrays,
+                        "already_present": ds.already_present})
+        return EXIT_OK
+    what = ", ".join(f"{k} {tuple(v['shape'])} {v['dtype']}" for k, v in arrays.items())
+    print(f"dataset {ds.id}  {ds.name}  {ds.size_bytes:,} bytes  {what}"
+          + ("  (already on the server: nothing sent)" if ds.already_present else ""))
+    print(f'use it in a job file: "data": {{"train": {{"dataset_id": "{ds.id}"}}}}')
+    return EXIT_OK
+
+
+def info(args) -> int:
+    from google.protobuf import json_format
+    with client_of(args) as c:
+        i = c.server_info()
+    if args.json:
+        out.print_json(json_format.MessageToDict(i, preserving_proto_field_name=True))
+        return EXIT_OK
+    print(f"fusetrain {i.version} at {c.address}: {i.workers} workers x {i.threads_per_worker} thread(s) "
+          f"({i.executor})")
+    for name in ("activations", "losses", "optimizers", "initializers", "schedules", "dtypes"):
+        print(f"  {name:13} {', '.join(getattr(i, name))}")
+    lim = json_format.MessageToDict(i.limits, preserving_proto_field_name=True)
+    print("  limits        " + ", ".join(f"{k} {v}" for k, v in lim.items()))
+    return EXIT_OK
+
