@@ -198,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "  fusetrain datasets delete DATASET_ID", common, c.datasets_delete)
     p.add_argument("dataset_ids", nargs="+", metavar="DATASET_ID")
 
-    _parser(sub, "info", "the server's version, supported names and limits", "  fusetrain info --server HOST:PORT",
+    _parser(sub, "info", "this machine's kernel cache, threads and versions (compiles nothing); "
+            "--server: a server's version, names and limits", """\
+  fusetrain info                       # the kernel cache in use, compiled dtypes, threads, versions, BLAS
+  fusetrain info --json
+  fusetrain info --server HOST:PORT    # the server's version, supported names and limits""",
             common, c.info)
     return parser
 
@@ -258,6 +262,9 @@ def _add_serve(sub) -> None:
     p.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="seconds running jobs get to checkpoint on SIGTERM/SIGINT")
     p.add_argument("--no-warmup", action="store_true", help="do not load the engine's kernels at start")
+    p.add_argument("--kernel-cache", type=Path, default=None, metavar="DIR",
+                   help="the compiled kernels' cache for the server and its workers (sets $NUMBA_CACHE_DIR; "
+                        "default $NUMBA_CACHE_DIR, else ~/.cache/fusetrain/numba)")
     p.add_argument("--rpc-threads", type=int, default=16,
                    help="calls served at once (each open WatchJob stream holds one; default 16)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -277,6 +284,13 @@ def _add_serve(sub) -> None:
 
 
 def _serve(args) -> int:
+    if args.kernel_cache is not None:     # before the engine is imported: its kernels find the cache then
+        from .localinfo import use_kernel_cache
+        try:
+            use_kernel_cache(args.kernel_cache)
+        except ValueError as exc:
+            print(f"fusetrain serve: {exc}", file=sys.stderr)
+            return 2
     from fusetrain.service.config import ServerConfig, ServiceLimits
     from fusetrain.service.server import serve
 

@@ -1,4 +1,8 @@
-"""`fusetrain datasets ...` and `fusetrain info`: uploaded datasets, and what a server runs."""
+"""`fusetrain datasets ...` and `fusetrain info`: uploaded datasets, and what a server or this machine runs.
+
+`fusetrain info` alone describes this machine (localinfo.py: the kernel cache, threads, versions,
+BLAS; it compiles nothing); with --server it asks that server: version, names and limits.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +63,8 @@ def _print_dataset(ds, args) -> int:
 
 
 def info(args) -> int:
+    if args.server is None:
+        return _local_info(args)
     from google.protobuf import json_format
     with client_of(args) as c:
         i = c.server_info()
@@ -73,3 +79,12 @@ def info(args) -> int:
     print("  limits        " + ", ".join(f"{k} {v}" for k, v in lim.items()))
     return EXIT_OK
 
+
+def _local_info(args) -> int:
+    from .localinfo import local_info, print_local
+    doc = local_info()
+    if args.json:
+        out.print_json(doc)
+    else:
+        print_local(doc)
+    return EXIT_OK

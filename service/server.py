@@ -109,6 +109,12 @@ def ray_factory(config: ServerConfig):
     return factory
 
 
+def kernel_cache() -> str:
+    """The engine's kernel cache directory this server and its local workers use."""
+    from fusetrain.engine.cache import cache_dir
+    return str(cache_dir())
+
+
 def serve(config: ServerConfig, example: Optional[str] = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     logging.basicConfig(level=config.log_level,
@@ -128,6 +134,7 @@ def serve(config: ServerConfig, example: Optional[str] = None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     server.start(on_serving=announce)
     print(f"fusetrain listening on {server.address}; warming up {config.workers} workers", flush=True)
+    print(f"kernel cache: {kernel_cache()} ($NUMBA_CACHE_DIR or --kernel-cache DIR moves it)", flush=True)
     while not stop.wait(0.5):
         pass
     server.stop()
