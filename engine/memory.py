@@ -1,26 +1,53 @@
 """How much memory one training job needs, from its spec and data shape, before anything is made.
 
-    B = rows of a batch, S = Σ units over the layers, I = inputs, O = outputs, P = parameters,
-    k = optimizer slots (at least 1), T = threads, R = training + validation rows, E = epochs
+    B = rows of a batch, S = Σ units over the layers, I = inputs, O = outputs, W = I + O,
+    P = parameters, k = optimizer slots (at least 1), s = the model dtype's itemsize,
+    N = training rows, V = validation rows, R = N + V, E = epochs, C = EVAL_BLOCK_ROWS (1024)
 
-    parameters   (5 + 2k + T) · P · itemsize   theta, gradients, backup, optimizer state, the best
-                                               weights, one checkpoint's copy, per-thread gradients
-    activations  2 · B · S · itemsize          forward values and backward deltas of a batch
-    batch        B · (I + O) · itemsize        the gathered batch
-    data         R · (I + O) · 16 + R · 8      the arrays as loaded (float64) and in the model's
-                                               dtype, and the shuffle permutation
-    history      E · 128                       per-epoch metrics, kept and reported
+    parameters   (4 + k) · P · s            theta, gradients, the epoch's backup, the optimizer
+                                            slots, the best weights (JobBuffers, train)
+    copies       (3 + k) · P · s            the result's weights and its resumable state (params,
+                                            optimizer slots, best weights); a checkpoint's state
+    activations  2 · B · S · s              forward values and backward deltas of a batch
+    batch        B · W · s                  the gathered batch
+    evaluation   M · O · s + max(           the metric pass over M = max(N, V) rows after training
+                 min(M, C) · S, M · O) · s  (and over the validation rows each epoch): the outputs,
+                                            with first a block of activations, then the loss's
+                                            scratch
+    order        N · 8                      the shuffle permutation (int64)
+    data         R · W · 8                  the arrays as loaded (float64), and one copy in the
+                 + c · R · W · s            model dtype for each of: a float32 model (the cast),
+                                            a validation_fraction (the split)
+    history      300 · E                    per-epoch metrics: the history's rows (64 bytes each)
+                                            and the state's copy of them, and, when training runs
+                                            unwatched (one chunk of every epoch), the chunk's
+                                            learning rates, losses, counts and rows (measured 288
+                                            bytes an epoch unwatched, 229 with a callback)
+    runtime      1 MiB + 8 MiB with BLAS    small arrays and allocator slack, and the BLAS packing
+                                            buffers a first large GEMM touches (measured up to
+                                            7.2 MiB; no more with 2 threads than with 1)
 
-The figure is an upper estimate of what `train` allocates; the service compares it with its
-per-job memory limit at admission and again in the worker.
+The figure is an upper estimate of the peak resident memory `train` adds in a process whose
+kernels are loaded, with its data loaded as float64. It counts what is allocated, written or
+not: plain SGD without clipping folds its update into the weight GEMM and never writes its
+gradient or its (placeholder) optimizer slot, so it is 2 · P · s over there. The evaluation and
+the copies come one after the other, so summing them overstates the peak by the smaller of the
+two. Threads add nothing: the GEMM slabs share the job's buffers.
+tests/reliability/memory_figures.py measures it against real runs (docs/RELIABILITY.md); the
+service compares it with its per-job memory limit at admission and again in the worker.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .config import EVAL_BLOCK_ROWS, HAND_LOOP_MAX_MACS
 from .registry import OPTIMIZER_SLOTS
 from .spec import ModelSpec, OptimizerSpec, TrainConfig
+
+HISTORY_BYTES_PER_EPOCH = 300
+RUNTIME_BYTES = 1 << 20
+BLAS_BYTES = 8 << 20
 
 
 def parameters(model: ModelSpec) -> int:
@@ -38,24 +65,43 @@ def batch_of(config: TrainConfig, rows: int) -> int:
     return rows if size <= 0 or size >= rows else size
 
 
-def job_bytes(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, rows: int,
-              val_rows: int = 0) -> int:
-    """Estimated peak bytes of training `model` on `rows` rows (plus `val_rows` for validation)."""
+def split_rows(config: TrainConfig, rows: int, val_rows: int = 0) -> tuple[int, int]:
+    """(training rows, validation rows): a validation_fraction holds out rows as `train` does."""
+    if config.validation_fraction and not val_rows:
+        val_rows = int(round(rows * config.validation_fraction))
+        rows -= val_rows
+    return max(1, rows), val_rows
+
+
+def terms(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, rows: int,
+          val_rows: int = 0) -> dict[str, int]:
+    """The estimate's terms in bytes, named as in the module docstring; job_bytes is their sum."""
     item = np.dtype(model.dtype).itemsize
     p = parameters(model)
     slots = max(1, OPTIMIZER_SLOTS.get(optimizer.kind, 2))
-    threads = max(1, int(config.threads))
-    if config.validation_fraction and not val_rows:
-        val_rows = int(rows * config.validation_fraction)
-        rows -= val_rows
-    batch = batch_of(config, max(1, rows))
+    split = bool(config.validation_fraction) and not val_rows
+    n, v = split_rows(config, rows, val_rows)
+    batch = batch_of(config, n)
     units = sum(layer.units for layer in model.layers)
     width = model.inputs + model.outputs
-    total_rows = rows + val_rows
-    return (
-        (5 + 2 * slots + threads) * p * item
-        + 2 * batch * units * item
-        + batch * width * item
-        + total_rows * width * 16 + total_rows * 8
-        + int(config.epochs) * 128
-    )
+    metric_rows = max(n, v)
+    copies = int(item != 8) + int(split)
+    blas = any(f * layer.units > HAND_LOOP_MAX_MACS for f, layer in zip(model.layer_inputs(), model.layers))
+    return {
+        "parameters": (4 + slots) * p * item,
+        "copies": (3 + slots) * p * item,
+        "activations": 2 * batch * units * item,
+        "batch": batch * width * item,
+        "evaluation": (metric_rows * model.outputs
+                       + max(min(metric_rows, EVAL_BLOCK_ROWS) * units, metric_rows * model.outputs)) * item,
+        "order": n * 8,
+        "data": (n + v) * width * (8 + copies * item),
+        "history": int(config.epochs) * HISTORY_BYTES_PER_EPOCH,
+        "runtime": RUNTIME_BYTES + BLAS_BYTES * blas,
+    }
+
+
+def job_bytes(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, rows: int,
+              val_rows: int = 0) -> int:
+    """Estimated peak bytes of training `model` on `rows` rows (plus `val_rows` for validation)."""
+    return sum(terms(model, optimizer, config, rows, val_rows).values())
