@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fusetrain.engine import spec as es
-from fusetrain.engine.memory import job_bytes
+from fusetrain.engine.memory import terms as memory_terms
 from fusetrain.v1 import job_pb2
 
 from .dataprep import check_normalization
@@ -121,14 +121,23 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
     return EngineJob(model, optimizer, config, time_limit, spec.priority)
 
 
+# What makes each term of the estimate smaller (engine/memory.py names the terms).
+_MEMORY_REMEDY = {"activations": "smaller batches", "batch": "smaller batches", "data": "fewer rows",
+                  "order": "fewer rows", "history": "fewer epochs"}
+
+
 def check_memory(job: EngineJob, rows: int, val_rows: int, limits) -> None:
     """The job's estimated memory (engine.memory.job_bytes) against max_job_memory_bytes."""
-    need = job_bytes(job.model, job.optimizer, job.config, rows, val_rows)
+    parts = memory_terms(job.model, job.optimizer, job.config, rows, val_rows)
+    need = sum(parts.values())
     if need > limits.max_job_memory_bytes:
+        top = max(parts, key=parts.get)
         raise ResourceExhausted("training", f"the job needs about {need / 2**20:.0f} MiB ({rows} rows, batch "
                                             f"{job.config.batch_size}, {sum(l.units for l in job.model.layers)} "
-                                            f"units), over the limit of {limits.max_job_memory_bytes} bytes "
-                                            f"(max_job_memory_bytes); use smaller batches or layers")
+                                            f"units; most of it {top}, {parts[top] / 2**20:.0f} MiB), over the "
+                                            f"limit of {limits.max_job_memory_bytes} bytes "
+                                            f"(max_job_memory_bytes); use "
+                                            f"{_MEMORY_REMEDY.get(top, 'fewer or smaller layers')}")
 
 
 def _has_validation(spec: job_pb2.JobSpec) -> bool:
