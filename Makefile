@@ -88,50 +88,80 @@ clean:
 	rm -rf $(VENV) .cache build *.egg-info
 
 # Performance history with asv (the .[bench] extra: asv, virtualenv, matplotlib); docs/ASV.md.
-# Results, environments and HTML go to benchmarks/.asv/ (ignored by git).
+# Results go to benchmarks/results/<machine> (committed: the history); environments and HTML to
+# benchmarks/.asv/ (ignored by git). Every target records under the machine profile MACHINE
+# (default ci-2core, fixed fields in benchmarks/results/ci-2core/machine.json).
 #   make bench                   every suite on the working tree, in .venv, recorded as HEAD
+#   make bench-record            the same for a committed HEAD, then the plot: results to commit
 #   make bench-history N=20      the last N commits, each built and installed by asv in a virtualenv
-#   make bench-html              asv publish: the HTML history in benchmarks/.asv/html
+#   make bench-backfill          the commits of benchmarks/history_commits.txt, history subset only
+#   make bench-html              asv publish, CDN-free: the HTML history in benchmarks/.asv/html
+#   make bench-plot              docs/asv-history.png from the recorded results
 #   make bench-compare BASE=rev  asv continuous BASE..HEAD; fails when a benchmark is FACTOR x slower
 # BENCH=regex narrows any of them (asv --bench); ASV_ARGS passes more options to asv.
-.PHONY: bench bench-history bench-html bench-compare
+.PHONY: bench bench-record bench-history bench-backfill bench-html bench-plot bench-compare bench-machine
 ASV         := $(VENV)/bin/asv --config benchmarks/asv.conf.json
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-N      ?= 20
-BASE   ?= HEAD~1
-FACTOR ?= 1.2
-BENCH  ?=
+MACHINE ?= ci-2core
+N       ?= 20
+BASE    ?= HEAD~1
+FACTOR  ?= 1.2
+BENCH   ?=
+COMMITS ?= benchmarks/history_commits.txt
+# The history subset: cheap enough to run on every commit of COMMITS (a few minutes each).
+HISTORY_BENCH ?= TrainShapes.track_samples_per_second\('(tiny|small|medium|large)', 'float32', 1\)|CompileJobCold|CompileJobCached.track_cached_seconds\('sgd_medium'\)|ServerColdStart
 # asv counts every increase as worse (asv#1617), so the higher-is-better track_*_per_second
 # benchmarks stay out of the pass/fail comparison; they are still in the history and HTML.
 # Regexes reach asv through the environment: they hold quotes and parentheses.
-export BENCH
+export BENCH HISTORY_BENCH
 export COMPARE_BENCH := ^(?!.*_per_second)$(if $(BENCH),.*?(?:$(BENCH)))
+# asv names the existing environment after .venv's absolute path: asv_record.py renames its
+# result files to <commit>-existing-venv.json, the same in every clone.
+ASV_RUN_EXISTING = $(ASV) run --machine $(MACHINE) --environment existing:$(CURDIR)/$(PY) \
+	--set-commit-hash $$(git rev-parse HEAD) --show-stderr $${BENCH:+--bench "$$BENCH"} $(ASV_ARGS); \
+	rc=$$?; $(PY) benchmarks/asv_record.py --machine $(MACHINE); exit $$rc
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	rm -f $(VENV)/.bench-*
 	touch $@
 
-bench: $(BENCH_STAMP)
-	$(ASV) machine --yes > /dev/null
-	$(ASV) run --environment existing:$(CURDIR)/$(PY) --set-commit-hash $$(git rev-parse HEAD) \
-		--show-stderr $${BENCH:+--bench "$$BENCH"} $(ASV_ARGS)
+bench-machine: $(BENCH_STAMP)
+	$(PY) benchmarks/asv_machine.py $(MACHINE)
+
+bench: bench-machine
+	$(ASV_RUN_EXISTING)
+
+# Refuses a working tree whose measured code differs from HEAD (ALLOW_DIRTY=1 overrides).
+bench-record: bench-machine
+	@if [ -z "$(ALLOW_DIRTY)" ] && [ -n "$$(git status --porcelain -- engine service clients proto pyproject.toml)" ]; then \
+		echo "bench-record: engine/, service/, clients/, proto/ or pyproject.toml differ from HEAD; commit first"; exit 1; fi
+	$(ASV_RUN_EXISTING)
+	$(MAKE) --no-print-directory bench-plot
+	@echo "recorded HEAD under benchmarks/results/$(MACHINE); commit benchmarks/results and docs/asv-history.png"
 
 # asv exits 2 when a commit does not build (the first commits had no engine) or a benchmark
 # fails: both are recorded and shown; the target fails only when asv itself does.
-bench-history: $(BENCH_STAMP)
-	$(ASV) machine --yes > /dev/null
-	$(ASV) run --skip-existing-successful --show-stderr \
+bench-history: bench-machine
+	$(ASV) run --machine $(MACHINE) --skip-existing-successful --show-stderr \
 		$${BENCH:+--bench "$$BENCH"} $(ASV_ARGS) "$$(git rev-parse HEAD) --max-count=$(N)" \
+	|| { rc=$$?; [ $$rc -eq 2 ] && echo "asv: some commits did not build or some benchmarks failed (above)"; }
+
+bench-backfill: bench-machine
+	$(ASV) run --machine $(MACHINE) --skip-existing-successful --show-stderr -a processes=1 \
+		--bench "$${BENCH:-$$HISTORY_BENCH}" $(ASV_ARGS) HASHFILE:$(abspath $(COMMITS)) \
 	|| { rc=$$?; [ $$rc -eq 2 ] && echo "asv: some commits did not build or some benchmarks failed (above)"; }
 
 bench-html: $(BENCH_STAMP)
 	$(ASV) publish
+	$(PY) benchmarks/asv_offline.py benchmarks/.asv/html
 	@echo "HTML in benchmarks/.asv/html: serve it with '$(ASV) preview' (http://127.0.0.1:8080)"
 
-bench-compare: $(BENCH_STAMP)
-	$(ASV) machine --yes > /dev/null
-	$(ASV) continuous --factor $(FACTOR) --show-stderr \
+bench-plot: $(BENCH_STAMP)
+	$(PY) benchmarks/plot_history.py --machine $(MACHINE) -o docs/asv-history.png
+
+bench-compare: bench-machine
+	$(ASV) continuous --machine $(MACHINE) --factor $(FACTOR) --show-stderr \
 		--bench "$$COMPARE_BENCH" $(ASV_ARGS) $(BASE) HEAD
 
 # Reliability proofs at full size (tests/reliability, docs/RELIABILITY.md); each prints its figures.

@@ -56,7 +56,7 @@ def _tensor(job_pb2, array: np.ndarray):
 class ServiceServer:
     """A `fusetrain serve` subprocess on 127.0.0.1 and a channel to it."""
 
-    def __init__(self, workers: int = 2):
+    def __init__(self, workers: int = 2, env: dict | None = None):
         _check_service()
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -70,7 +70,8 @@ class ServiceServer:
                "--data-dir", str(Path(self.tmp.name) / "data"), "--workers", str(workers),
                "--threads-per-worker", "1", "--log-level", "WARNING"]
         # No tokens: a loopback server without them accepts plain calls, which is what we time.
-        env = {k: v for k, v in os.environ.items() if k not in ("FUSETRAIN_TOKEN", "FUSETRAIN_TOKEN_FILE")}
+        env = {k: v for k, v in (os.environ if env is None else env).items()
+               if k not in ("FUSETRAIN_TOKEN", "FUSETRAIN_TOKEN_FILE")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
         try:

@@ -61,6 +61,8 @@ def test_every_suite_is_found():
     names = {f"{m.split('.')[-1]}.{c}" for m, c, _ in BENCHMARKS}
     for expected in ("bench_engine.TrainShapes", "bench_engine.TrainShapesMemory",
                      "bench_compile.CompileCold", "bench_compile.CompileCached",
+                     "bench_compile.CompileJobCold", "bench_compile.CompileJobCached",
+                     "bench_compile.ServerColdStart",
                      "bench_service.ServiceRoundTrip", "bench_service.ServiceBatch"):
         assert expected in names
 
@@ -75,13 +77,31 @@ def test_engine_suite_covers_the_issue_matrix():
     assert any(m.startswith("peakmem_") for m in vars(engine.TrainShapesMemory))
 
 
-def test_config_keeps_results_out_of_git():
+def test_config_commits_results_and_ignores_the_rest():
+    """Results (the history) go to benchmarks/results/ (committed); environments and HTML to .asv/."""
     text = CONF.read_text()
     conf = json.loads("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")))
-    for key in ("env_dir", "results_dir", "html_dir"):
+    assert conf["results_dir"] == "results"
+    for key in ("env_dir", "html_dir"):
         assert conf[key].startswith(".asv/"), key
-    assert "benchmarks/.asv/" in (REPO / ".gitignore").read_text().split()
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "benchmarks/.asv/" in ignored and not any(line.startswith("benchmarks/results") for line in ignored)
     assert conf["repo"] == ".." and conf["benchmark_dir"] == "benchmarks"
+    machine = json.loads((BENCH_DIR / "results" / "ci-2core" / "machine.json").read_text())
+    assert machine["machine"] == "ci-2core" and machine["num_cpu"] == "2"
+    for field in ("arch", "cpu", "os", "ram"):
+        assert machine[field], field
+
+
+def test_every_bench_target_names_the_machine_profile():
+    """Every make bench* target that runs asv records under --machine $(MACHINE) (ci-2core)."""
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^MACHINE \?= ci-2core$", makefile, re.M)
+    runs = re.findall(r"\$\(ASV\) (?:run|continuous)\b[^\n]*", makefile)
+    assert len(runs) >= 4, runs           # the existing-environment run, history, backfill, compare
+    assert all("--machine $(MACHINE)" in line for line in runs), runs
+    for target in ("bench", "bench-record", "bench-history", "bench-backfill", "bench-compare"):
+        assert re.search(rf"^{target}: bench-machine$", makefile, re.M), target
 
 
 @pytest.mark.parametrize("modname,cname,mname", BENCHMARKS,
