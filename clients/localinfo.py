@@ -1,10 +1,11 @@
 """What `fusetrain info` says about this machine, no server asked: kernel cache, threads, versions, BLAS.
 
-Nothing here compiles. Which dtypes the cache holds is read from the Numba index files of the
-engine's epoch loop and predict kernels: an entry counts when it was written for this engine
-build, this source file's stamp, this Numba and this CPU, i.e. when a run would load it. The
-engine (and so Numba) is imported only inside these functions: the rest of the client needs
-neither; importing it makes the (empty) cache directory, as every use of the engine does.
+Nothing here compiles. Which dtypes the cache holds is read from Numba's index files of the
+engine's epoch loops and predict kernel: an entry counts when it was written by this Numba, for
+this CPU, from the source file as it is now (the directory already names the engine build), i.e.
+when a run would load it. The engine (and so Numba) is imported only inside these functions:
+the rest of the client needs neither; importing it makes the (empty) cache directories, as
+every use of the engine does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Optional
 
 DTYPES = ("float32", "float64")
 
@@ -24,23 +24,52 @@ def cache_base_source() -> str:
     return "XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "default"
 
 
-def cached_dtypes() -> dict[str, Optional[bool]]:
-    """{dtype: whether the cache holds this build's compiled epoch loop and predict for it on this CPU};
-    None for every dtype when that cannot be read (the JIT is off, or Numba's cache changed)."""
-    from fusetrain.engine.kernels.epochs import predict_rows, run_epochs
+def _loadable_entries(folder: Path, sources: Path):
+    """(function name, first array argument's dtype) of every entry of the Numba index files in `folder`
+    that this process would load: written by this Numba, for this CPU, from the source file as it is now
+    (Numba's stamp of a source file: the sha256 of its bytes, or in older Numba its mtime and size)."""
+    import hashlib
+    import pickle
 
-    found = {dtype: True for dtype in DTYPES}
-    for kernel in (run_epochs, predict_rows):
+    import numba
+    from numba.core import types
+    from numba.core.registry import cpu_target
+
+    magic = cpu_target.target_context.codegen().magic_tuple()
+    for index in sorted(folder.glob("*.nbi")):
+        module, _, rest = index.name.partition(".")
+        source = sources / f"{module}.py"
         try:
-            cache = kernel._cache
-            codegen = kernel.targetctx.codegen()
-            index = cache._cache_file._load_index()   # {} when absent, stale or of another Numba
-            have = {str(key[0][0].dtype) for key in index if key == cache._index_key(key[0], codegen)}
-        except Exception:  # noqa: BLE001 -- NUMBA_DISABLE_JIT=1 (no cache), Numba's internals moved, a bad index
-            return {dtype: None for dtype in DTYPES}
-        for dtype in DTYPES:
-            found[dtype] = found[dtype] and dtype in have
-    return found
+            stat = source.stat()
+            stamps = (hashlib.sha256(source.read_bytes()).digest(), (stat.st_mtime, stat.st_size))
+            with open(index, "rb") as f:
+                version = pickle.load(f)
+                stamp, overloads = pickle.loads(f.read())
+        except Exception:  # noqa: BLE001 -- gone, half-written or of another Numba: not loadable
+            continue
+        if version != numba.__version__ or stamp not in stamps:
+            continue
+        for key in overloads:
+            arrays = [t for t in key[0] if isinstance(t, types.Array)]
+            if key[1] == magic and arrays:
+                yield module + "." + rest.split("-")[0], str(arrays[0].dtype)
+
+
+def cached_kernels(folder: Path) -> dict[str, dict]:
+    """Per dtype: the engine's epoch loops and predict kernel that `folder` (a cache_dir()) holds in a form
+    a run here would load; "compiled" when predict and at least one epoch loop are there."""
+    from numba.core.caching import _CacheLocator
+
+    from fusetrain.engine.cache import ENGINE_ROOT
+
+    sources = ENGINE_ROOT / "kernels"
+    found = {dtype: set() for dtype in DTYPES}
+    for name, dtype in _loadable_entries(folder / _CacheLocator.get_suitable_cache_subpath(str(sources / "x.py")),
+                                         sources):
+        if dtype in found and name.startswith(("epochs.run_epochs", "epochs.predict_rows")):
+            found[dtype].add(name.split(".", 1)[1])
+    return {dtype: {"compiled": "predict_rows" in names and any(n.startswith("run_epochs") for n in names),
+                    "kernels": sorted(names)} for dtype, names in found.items()}
 
 
 def _version(name: str) -> str:
@@ -61,7 +90,7 @@ def local_info() -> dict:
     folder = cache.cache_dir()
     return {
         "kernel_cache": {"directory": str(folder), "base": str(cache.base_dir()), "base_from": cache_base_source(),
-                         "compiled": cached_dtypes()},
+                         "dtypes": cached_kernels(folder)},
         "threads": {"threading_layer": config.threading_layer(),
                     "threading_layer_setting": config.THREADING_LAYER,
                     "threading_layer_priority": list(numba.config.THREADING_LAYER_PRIORITY),
@@ -80,11 +109,11 @@ def print_local(doc: dict) -> None:
     why = {"NUMBA_CACHE_DIR": "$NUMBA_CACHE_DIR", "XDG_CACHE_HOME": "$XDG_CACHE_HOME/fusetrain/numba"}
     print(f"              under {k['base']} ({why.get(k['base_from'], 'the default')}; one directory per engine "
           f"build; $NUMBA_CACHE_DIR or `fusetrain serve --kernel-cache DIR` moves it)")
-    for dtype, state in k["compiled"].items():
-        word = {True: "compiled (loads in well under a second)",
-                False: "not compiled (the first use compiles it: tens of seconds on two cores)",
-                None: "unknown (the JIT is off, or the cache index cannot be read)"}[state]
-        print(f"  {dtype:11} {word}")
+    for dtype, state in k["dtypes"].items():
+        loops = sum(name.startswith("run_epochs") for name in state["kernels"])
+        print(f"  {dtype:11} " + (f"compiled: {loops} epoch loop(s) and predict cached for this CPU (they load in well "
+                                   f"under a second)" if state["compiled"] else
+                                   "not compiled (the first use compiles it: tens of seconds on two cores)"))
     setting = t["threading_layer_setting"]
     print(f"threads       Numba threading layer {t['threading_layer']} (setting {setting!r}, "
           f"priority {', '.join(t['threading_layer_priority'])}); {t['numba_threads']} Numba threads, "

@@ -40,7 +40,7 @@ def test_info_names_the_cache_numba_cache_dir_selects_and_compiles_nothing(tmp_p
     assert seconds < 10               # a compile of the float32 kernels alone takes tens of seconds here
     doc = json.loads(info("--json", cache_base=base)[0])
     assert doc["kernel_cache"]["directory"] == str(folder) and doc["kernel_cache"]["base_from"] == "NUMBA_CACHE_DIR"
-    assert doc["kernel_cache"]["compiled"] == {"float32": False, "float64": False}
+    assert {d: v["compiled"] for d, v in doc["kernel_cache"]["dtypes"].items()} == {"float32": False, "float64": False}
     assert doc["versions"]["numba"] and doc["threads"]["threading_layer"] in ("omp", "tbb", "workqueue")
     assert files(base) == {}
 
@@ -51,6 +51,10 @@ def test_info_sees_a_filled_cache_and_changes_none_of_it(tmp_path):
     shutil.copytree(cache.cache_dir(), base / cache.cache_dir().name, ignore=shutil.ignore_patterns("*.lock"))
     before = files(base)
     doc = json.loads(info("--json", cache_base=base)[0])
-    assert doc["kernel_cache"]["compiled"] == {"float32": True, "float64": True}
+    dtypes = doc["kernel_cache"]["dtypes"]
+    assert {d: v["compiled"] for d, v in dtypes.items()} == {"float32": True, "float64": True}
+    assert "predict_rows" in dtypes["float32"]["kernels"]
+    out, _ = info(cache_base=base)
+    assert "float32     compiled: " in out and "float64     compiled: " in out
     assert files(base) == before
 
