@@ -199,10 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset_ids", nargs="+", metavar="DATASET_ID")
 
     _parser(sub, "info", "this machine's kernel cache, threads and versions (compiles nothing); "
-            "--server: a server's version, names and limits", """\
+            "--server: a server's info and kernel warm-up", """\
   fusetrain info                       # the kernel cache in use, compiled dtypes, threads, versions, BLAS
   fusetrain info --json
-  fusetrain info --server HOST:PORT    # the server's version, supported names and limits""",
+  fusetrain info --server HOST:PORT    # the server's; its kernels: ready, compiling or not started""",
             common, c.info)
     return parser
 

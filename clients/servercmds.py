@@ -1,7 +1,8 @@
 """`fusetrain datasets ...` and `fusetrain info`: uploaded datasets, and what a server or this machine runs.
 
 `fusetrain info` alone describes this machine (localinfo.py: the kernel cache, threads, versions,
-BLAS; it compiles nothing); with --server it asks that server: version, names and limits.
+BLAS; it compiles nothing); with --server it asks that server: version, names, limits and how
+far its workers' kernels have warmed up.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def info(args) -> int:
     from google.protobuf import json_format
     with client_of(args) as c:
         i = c.server_info()
+    kernels = [{"dtype": k.dtype, "state": k.state, "workers_ready": k.workers_ready, "seconds": k.seconds}
+               for k in i.kernels]
     if args.json:
-        out.print_json(json_format.MessageToDict(i, preserving_proto_field_name=True))
+        out.print_json({**json_format.MessageToDict(i, preserving_proto_field_name=True), "kernels": kernels})
         return EXIT_OK
     print(f"fusetrain {i.version} at {c.address}: {i.workers} workers x {i.threads_per_worker} thread(s) "
           f"({i.executor})")
@@ -77,7 +80,17 @@ def info(args) -> int:
         print(f"  {name:13} {', '.join(getattr(i, name))}")
     lim = json_format.MessageToDict(i.limits, preserving_proto_field_name=True)
     print("  limits        " + ", ".join(f"{k} {v}" for k, v in lim.items()))
+    print("  kernels       " + ("; ".join(_kernel_line(k, i.workers) for k in kernels)
+                                or f"not reported by the {i.executor} executor"))
     return EXIT_OK
+
+
+def _kernel_line(k: dict, workers: int) -> str:
+    if k["state"] == "ready":
+        return f"{k['dtype']} ready in {k['workers_ready']} of {workers} workers (warm-up {k['seconds']:.1f} s)"
+    if k["state"] == "compiling":
+        return f"{k['dtype']} compiling or loading for {k['seconds']:.1f} s so far (ready in no worker yet)"
+    return f"{k['dtype']} not started"
 
 
 def _local_info(args) -> int:

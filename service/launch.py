@@ -48,6 +48,12 @@ class ServerProcess:
         for line in self.proc.stderr:
             self.log.append(line.rstrip("\n"))
 
+    def wait_address(self, timeout: float = 60.0) -> str:
+        """Block until the server prints the address it listens on (before its workers are warm)."""
+        if not self._found.wait(timeout) or self.address is None:
+            raise RuntimeError("the server did not start:\n" + "\n".join(self.log[-30:]))
+        return self.address
+
     def wait_healthy(self, timeout: float = 300.0, credentials=None) -> float:
         """Block until grpc.health.v1 answers SERVING; return seconds since the process started.
         `credentials`: grpc.ChannelCredentials for a server started with --tls-cert."""

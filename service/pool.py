@@ -8,6 +8,8 @@ began): first in the queue, as the next attempt, with the same future, so the ou
 uninterrupted run gives. Past the retries it fails with WORKER_CRASHED.
 Each worker gets `threads_per_worker` threads (NUMBA_NUM_THREADS and the BLAS variables are set
 for it, and each job sets its own count); workers x threads stays within the cores by default.
+Workers say when each dtype's kernels begin warming and when they are ready: `kernel_states()`
+reports that, and `wait_serving()` returns once one dtype is ready in one worker.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from fusetrain.v1 import job_pb2
 
 from . import executor as ex
 from .fairshare import FairTurns
-from .worker import worker_main
+from .worker import COMPILING, NOT_STARTED, READY, WARM_DTYPES, worker_main
 
 log = logging.getLogger("fusetrain.pool")
 
@@ -59,6 +61,7 @@ class _Slot:
         self.early_deaths = 0          # deaths in a row before becoming ready (crash loop)
         self.restart_at: Optional[float] = None
         self.last_state: Optional[dict] = None   # the task's latest checkpoint (TrainState arrays)
+        self.kernels: dict = {}        # dtype -> (COMPILING, since monotonic) or (READY, seconds)
 
 
 class ProcessPool(ex.Executor):
@@ -83,6 +86,8 @@ class ProcessPool(ex.Executor):
         self._closing = False
         self._stopped = threading.Event()
         self._ready_event = threading.Event()
+        self._serving_event = threading.Event()
+        self._first_ready: dict[str, float] = {}   # dtype -> warm-up seconds of the first worker ready
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
         self._slots = [_Slot(i) for i in range(workers)]
         for slot in self._slots:
@@ -175,6 +180,29 @@ class ProcessPool(ex.Executor):
         """Block until every worker has warmed up (loaded or compiled the engine's kernels)."""
         return self._ready_event.wait(timeout)
 
+    def wait_serving(self, timeout: Optional[float] = None) -> bool:
+        """Block until one dtype's kernels are ready in at least one worker (with warm-up off: until
+        a worker has started)."""
+        return self._serving_event.wait(timeout)
+
+    def kernel_states(self) -> list[dict]:
+        """Per dtype: its state (READY in at least one worker, else COMPILING in some, else
+        NOT_STARTED), the workers that have it ready, and the seconds: the warm-up of the first
+        worker to have it ready, or how long the longest warm-up still going has taken so far."""
+        now = time.monotonic()
+        with self._lock:
+            seen = [dict(s.kernels) for s in self._slots]
+            first = dict(self._first_ready)
+        states = []
+        for dtype in dict.fromkeys([*WARM_DTYPES, *(d for k in seen for d in k)]):
+            marks = [k[dtype] for k in seen if dtype in k]
+            ready = [v for state, v in marks if state == READY]
+            going = [now - v for state, v in marks if state == COMPILING]
+            state = READY if ready else COMPILING if going else NOT_STARTED
+            seconds = first.get(dtype, min(ready)) if ready else max(going, default=0.0)
+            states.append({"dtype": dtype, "state": state, "workers_ready": len(ready), "seconds": seconds})
+        return states
+
     @property
     def workers(self) -> int:
         return len(self._slots)
@@ -186,7 +214,7 @@ class ProcessPool(ex.Executor):
         slot.stop_token = self._mp.RawValue("q", 0)
         slot.stop_mode = self._mp.RawValue("i", 0)
         slot.ready, slot.task, slot.deadline, slot.kill_outcome = False, None, None, None
-        slot.restart_at = None
+        slot.restart_at, slot.kernels = None, {}
         with _env_lock:
             saved = {k: os.environ.get(k) for k in _THREAD_VARS}
             os.environ.update({k: str(self._threads) for k in _THREAD_VARS})
@@ -247,11 +275,21 @@ class ProcessPool(ex.Executor):
                 kind, job_id, payload = slot.conn.recv()
             except (EOFError, OSError):
                 return   # the sentinel tells the rest
-            if kind == "ready":
+            if kind == "kernels":
+                with self._lock:
+                    if payload["state"] == READY:
+                        slot.kernels[payload["dtype"]] = (READY, payload["seconds"])
+                        self._first_ready.setdefault(payload["dtype"], payload["seconds"])
+                        self._serving_event.set()
+                    else:
+                        slot.kernels[payload["dtype"]] = (COMPILING, time.monotonic())
+            elif kind == "ready":
                 log.info("worker %d ready (pid %d, warm-up %.2f s)", slot.index, payload["pid"],
                          payload["warmup_seconds"])
                 with self._lock:
                     slot.ready, slot.early_deaths = True, 0
+                    if not self._warmup:
+                        self._serving_event.set()
                     if all(s.ready for s in self._slots):
                         self._ready_event.set()
                     self._dispatch()
@@ -303,8 +341,11 @@ class ProcessPool(ex.Executor):
                 delay = 0.0 if slot.early_deaths <= 1 else min(30.0, 0.25 * 2 ** slot.early_deaths)
                 log.warning("worker %d (pid %s) exited with code %s; starting another in %.1f s",
                             slot.index, slot.process.pid, code, delay)
-                slot.ready = False
+                slot.ready, slot.kernels = False, {}
                 slot.restart_at = time.monotonic() + delay
+                for dtype in list(self._first_ready):   # ready nowhere now: its next warm-up counts
+                    if not any(s.kernels.get(dtype, ("",))[0] == READY for s in self._slots):
+                        del self._first_ready[dtype]
         if future is not None and not future.done():
             future.set_result(outcome)
 

@@ -61,11 +61,13 @@ class Server:
         self._stopped = threading.Event()
 
     def start(self, on_serving: Optional[Callable[[], None]] = None) -> None:
-        """Serve RPCs now; report SERVING once the workers have warmed up."""
+        """Serve RPCs now; report SERVING once one dtype's kernels are ready in at least one worker
+        (executors that do not say per dtype: once their workers have warmed up)."""
         self.grpc.start()
 
         def serving():
-            wait = getattr(self.manager.executor, "wait_ready", None)
+            executor = self.manager.executor
+            wait = getattr(executor, "wait_serving", None) or getattr(executor, "wait_ready", None)
             if wait is not None:
                 while not wait(0.5):
                     if self._stopped.is_set():

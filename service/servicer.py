@@ -136,7 +136,12 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
         self.slots = slots or StreamSlots(1 << 30, 0)
 
     def GetServerInfo(self, request, context):
-        return self.jobs.server_info()
+        info = self.jobs.server_info()
+        states = getattr(self.jobs.executor, "kernel_states", None)
+        for k in states() if states is not None else ():
+            info.kernels.add(dtype=k["dtype"], state=k["state"], workers_ready=k["workers_ready"],
+                             seconds=k["seconds"])
+        return info
 
     def UploadDataset(self, request_iterator, context):
         with self.slots.hold(current_owner()):

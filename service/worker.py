@@ -2,13 +2,16 @@
 
 Warm-up makes the float32 kernels ready before the worker says "ready" (most jobs are float32);
 the float64 kernels follow on a background thread, and a float64 job that comes first waits for
-them (its compile seconds say how long).
+them (its compile seconds say how long). The worker tells the pool when it begins each dtype's
+kernels and when they are ready ("kernels" messages), so health and GetServerInfo can say so.
 
 Started with the `spawn` method (grpcio, SQLite and Numba's OpenMP layer are not fork-safe). It
 talks to the server through one duplex pipe:
     pool -> worker   (token, Task) to run, None to exit
-    worker -> pool   ("ready", None, {...}), ("started", job_id, {...}),
+    worker -> pool   ("kernels", None, {"dtype", "state": "compiling" | "ready", "seconds"}),
+                     ("ready", None, {...}), ("started", job_id, {...}),
                      ("epochs" | "checkpoint", job_id, payload), ("done", job_id, Outcome)
+(the float64 warm-up thread sends too: every send holds one lock)
 Stop requests come through two shared integers, read at every epoch boundary without a message:
 `stop_token` (the token of the task to stop) and `stop_mode` (1 cancel, 2 suspend).
 """
@@ -25,6 +28,19 @@ import time
 from . import executor as ex
 
 STOP_MODES = {1: "cancel", 2: "suspend"}
+WARM_DTYPES = ("float32", "float64")   # the first before "ready", the rest on a background thread
+COMPILING, READY, NOT_STARTED = "compiling", "ready", "not_started"
+
+
+class _Sender:
+    """The pipe's sending end, one message at a time (the main thread and the warm-up thread share it)."""
+
+    def __init__(self, conn):
+        self.conn, self.lock = conn, threading.Lock()
+
+    def send(self, message) -> None:
+        with self.lock:
+            self.conn.send(message)
 
 
 class _Context:
@@ -54,24 +70,43 @@ def _die_with_parent() -> None:
         pass
 
 
+def _warm(dtype: str, out: _Sender, say) -> None:
+    """Make one dtype's kernels ready, telling the pool when that begins and when they are ready."""
+    from fusetrain import engine
+
+    out.send(("kernels", None, {"dtype": dtype, "state": COMPILING, "seconds": 0.0}))
+    t0 = time.perf_counter()
+    engine.warmup(dtypes=(dtype,), progress=say)
+    out.send(("kernels", None, {"dtype": dtype, "state": READY, "seconds": time.perf_counter() - t0}))
+
+
+def _warm_rest(dtypes, out: _Sender, say) -> None:
+    try:
+        for dtype in dtypes:
+            _warm(dtype, out, say)
+    except (OSError, ValueError):   # the pipe closed: the server is stopping
+        pass
+
+
 def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None:
     parent = os.getppid()
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the server decides when workers stop
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s [worker %(process)d] %(message)s")
-    from fusetrain import engine
     from .jobfn import run_job
 
+    out = _Sender(conn)
     info = {"pid": os.getpid(), "warmup_seconds": 0.0}
     say = logging.getLogger("fusetrain.worker").info
     if warm:
         t0 = time.perf_counter()
-        engine.warmup(dtypes=("float32",), progress=say)
+        _warm(WARM_DTYPES[0], out, say)
         info["warmup_seconds"] = time.perf_counter() - t0
-    conn.send(("ready", None, info))
+    out.send(("ready", None, info))
     if warm:
-        threading.Thread(target=engine.warmup, kwargs={"dtypes": ("float64",), "progress": say},
+        threading.Thread(target=_warm_rest, args=(WARM_DTYPES[1:], out, say),
                          name="warm-float64", daemon=True).start()
+    compiled = set()   # without warm-up: the dtypes a job has compiled here, reported once each
     while True:
         try:
             msg = conn.recv()
@@ -80,8 +115,13 @@ def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None
         if msg is None:
             return
         token, task = msg
-        ctx = _Context(conn, task.job_id, token, stop_token, stop_mode, parent)
-        conn.send((ex.STARTED, task.job_id, {"attempt": task.attempt, "time": time.time(),
-                                             "worker": os.getpid()}))
+        ctx = _Context(out, task.job_id, token, stop_token, stop_mode, parent)
+        out.send((ex.STARTED, task.job_id, {"attempt": task.attempt, "time": time.time(),
+                                            "worker": os.getpid()}))
         outcome = run_job(task, ctx)
-        conn.send(("done", task.job_id, outcome))
+        out.send(("done", task.job_id, outcome))
+        dtype = (outcome.result or {}).get("dtype") if not warm else None
+        if dtype and dtype not in compiled:
+            compiled.add(dtype)
+            out.send(("kernels", None, {"dtype": dtype, "state": READY,
+                                        "seconds": float(outcome.result.get("compile_seconds") or 0.0)}))

@@ -1,4 +1,4 @@
-"""`fusetrain info`: this machine's kernel cache, without compiling anything."""
+"""`fusetrain info`: this machine's kernel cache without compiling anything; with --server, a server's warm-up."""
 
 from __future__ import annotations
 
@@ -58,3 +58,11 @@ def test_info_sees_a_filled_cache_and_changes_none_of_it(tmp_path):
     assert "float32     compiled: " in out and "float64     compiled: " in out
     assert files(base) == before
 
+
+def test_info_with_server_prints_its_kernel_warm_up(cli):
+    code, out, _ = cli("info", "--json")
+    assert code == 0
+    kernels = {k["dtype"]: k for k in json.loads(out)["kernels"]}
+    assert kernels["float32"]["state"] == "ready" and kernels["float32"]["workers_ready"] >= 1
+    code, out, _ = cli("info")
+    assert code == 0 and "  kernels       float32 ready in " in out and " of 2 workers" in out

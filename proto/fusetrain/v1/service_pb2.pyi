@@ -101,7 +101,7 @@ class Limits(_message.Message):
     def __init__(self, max_message_bytes: _Optional[int] = ..., max_dataset_bytes: _Optional[int] = ..., max_parameters: _Optional[int] = ..., max_epochs: _Optional[int] = ..., max_queued_jobs: _Optional[int] = ..., max_batch_jobs: _Optional[int] = ..., max_job_seconds: _Optional[float] = ..., max_threads: _Optional[int] = ..., max_rows: _Optional[int] = ..., max_layers: _Optional[int] = ..., max_units: _Optional[int] = ..., max_client_jobs: _Optional[int] = ..., max_labels: _Optional[int] = ..., max_dataset_decoded_bytes: _Optional[int] = ..., max_streams: _Optional[int] = ..., max_client_streams: _Optional[int] = ..., max_batch_spec_bytes: _Optional[int] = ..., max_predict_rows: _Optional[int] = ..., max_predict_calls: _Optional[int] = ..., max_predict_cache_bytes: _Optional[int] = ..., max_job_memory_bytes: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_upload_idle_seconds: _Optional[float] = ..., max_history_rows: _Optional[int] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "activations", "losses", "optimizers", "initializers", "schedules", "dtypes", "limits", "workers", "threads_per_worker", "executor")
+    __slots__ = ("version", "activations", "losses", "optimizers", "initializers", "schedules", "dtypes", "limits", "workers", "threads_per_worker", "executor", "kernels")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVATIONS_FIELD_NUMBER: _ClassVar[int]
     LOSSES_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class ServerInfo(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     THREADS_PER_WORKER_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    KERNELS_FIELD_NUMBER: _ClassVar[int]
     version: str
     activations: _containers.RepeatedScalarFieldContainer[str]
     losses: _containers.RepeatedScalarFieldContainer[str]
@@ -124,7 +125,20 @@ class ServerInfo(_message.Message):
     workers: int
     threads_per_worker: int
     executor: str
-    def __init__(self, version: _Optional[str] = ..., activations: _Optional[_Iterable[str]] = ..., losses: _Optional[_Iterable[str]] = ..., optimizers: _Optional[_Iterable[str]] = ..., initializers: _Optional[_Iterable[str]] = ..., schedules: _Optional[_Iterable[str]] = ..., dtypes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., workers: _Optional[int] = ..., threads_per_worker: _Optional[int] = ..., executor: _Optional[str] = ...) -> None: ...
+    kernels: _containers.RepeatedCompositeFieldContainer[KernelState]
+    def __init__(self, version: _Optional[str] = ..., activations: _Optional[_Iterable[str]] = ..., losses: _Optional[_Iterable[str]] = ..., optimizers: _Optional[_Iterable[str]] = ..., initializers: _Optional[_Iterable[str]] = ..., schedules: _Optional[_Iterable[str]] = ..., dtypes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., workers: _Optional[int] = ..., threads_per_worker: _Optional[int] = ..., executor: _Optional[str] = ..., kernels: _Optional[_Iterable[_Union[KernelState, _Mapping]]] = ...) -> None: ...
+
+class KernelState(_message.Message):
+    __slots__ = ("dtype", "state", "workers_ready", "seconds")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_READY_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    state: str
+    workers_ready: int
+    seconds: float
+    def __init__(self, dtype: _Optional[str] = ..., state: _Optional[str] = ..., workers_ready: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class UploadDatasetRequest(_message.Message):
     __slots__ = ("name", "format", "chunk")

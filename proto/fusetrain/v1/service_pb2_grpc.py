@@ -105,7 +105,7 @@ class TrainingServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetServerInfo(self, request, context):
-        """Version, supported names and limits.
+        """Version, supported names, limits and the workers' kernel warm-up (ServerInfo.kernels).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
