@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import compare_convergence
+import compare_memory
+
 LIBRARY_NAMES = {"fusetrain": "fusetrain", "torch": "PyTorch eager", "jax": "JAX jit+scan",
                  "sklearn": "scikit-learn"}
 
@@ -122,7 +125,7 @@ def render(report: dict) -> str:
     lines.append("")
 
     header = ["shape", "library", "samples/s", "fusetrain/x", "GFLOP/s", "% peak", "% floor",
-              "compile s", "final loss", "acc"]
+              "compile s", "final loss", "acc"] + (["peak MiB", "MiB ft/x"] if report.get("memory") else [])
     table = []
     for sname, shape in report["shapes"].items():
         floor = floors.get(sname)
@@ -136,7 +139,8 @@ def render(report: dict) -> str:
             cell = label if first else ""
             first = False
             if not _ok(row):
-                table.append([cell, display_name(report, name), "error: " + row["error"][:60]] + [""] * 7)
+                table.append([cell, display_name(report, name), "error: " + row["error"][:60]]
+                             + [""] * (len(header) - 3))
                 continue
             ratio = "" if name == "fusetrain" or not _ok(ft) else f"{ft['samples_per_s'] / row['samples_per_s']:.2f}x"
             table.append([
@@ -145,14 +149,15 @@ def render(report: dict) -> str:
                 f"{100 * row['gflops'] / floor['gflops']:.0f}" if floor else "",
                 f"{row['compile_seconds']:.2f}" if row.get("compile_seconds") else "-",
                 f"{row['loss']:.4g}", f"{100 * row['accuracy']:.1f}",
-            ])
+            ] + ([_mib(compare_memory.peak(report, name, sname)), compare_memory.ratio_cell(report, name, sname)]
+                 if report.get("memory") else []))
         if floor:
             table.append(["" if not first else label, "BLAS floor", si(floor["samples_per_s"]),
                           f"{ft['samples_per_s'] / floor['samples_per_s']:.2f}x" if _ok(ft) else "",
                           f"{floor['gflops']:.2f}", f"{100 * floor['gflops'] / peak:.1f}" if peak else "",
-                          "100", "", "", ""])
+                          "100"] + [""] * (len(header) - 7))
         table.append([""] * len(header))
-    lines.extend(_table(header, table[:-1], right={2, 3, 4, 5, 6, 7, 8, 9}))
+    lines.extend(_table(header, table[:-1], right={2, 3, 4, 5, 6, 7, 8, 9, 10, 11}))
     for sname, shape in report["shapes"].items():
         for name in rows:
             row = rows[name].get(sname)
@@ -163,6 +168,10 @@ def render(report: dict) -> str:
     lines.append("fusetrain/x: fusetrain's samples/s over that library's. % peak / % floor: GFLOP/s over the "
                  "GEMM peak / over that shape's BLAS floor (its GEMM calls alone, cut into the engine's fixed "
                  "slabs of single-threaded BLAS calls, as the engine runs them).")
+    if report.get("memory"):
+        lines.append("peak MiB: the peak RSS (VmHWM) of a fresh process that loaded the data, imported that "
+                     "library and trained only that shape, as in its speed row; MiB ft/x: fusetrain's peak over "
+                     "that library's (details under \"Peak memory\").")
     lines.extend(_baseline_lines(report))
     lines.append("final loss / acc: the shape's own loss and training accuracy after the run, computed "
                  "alike for all: a cross-check. tiny is full batch and unshuffled, so the libraries agree "
@@ -173,6 +182,8 @@ def render(report: dict) -> str:
                      f"{shape['hidden']} hidden, {shape['output']} output, {shape['loss']}, lr "
                      f"{shape['learning_rate']}, data: {shape['data']}")
 
+    lines.extend(compare_memory.lines(report, display_name))
+    lines.extend(compare_convergence.lines(report, display_name))
     lines.extend(_optimizer_lines(report))
     lines.extend(_many_lines(report))
     lines.extend(_compile_lines(report))
@@ -181,7 +192,16 @@ def render(report: dict) -> str:
                  + ":")
     for verdict, text in targets(report):
         lines.append(f"  {verdict:6}  {text}")
+    memory_targets = compare_memory.targets(report)
+    if memory_targets:
+        lines.append("Targets (issue 13)" + (" -- quick run, indicative only" if report["quick"] else "") + ":")
+        for verdict, text in memory_targets:
+            lines.append(f"  {verdict:6}  {text}")
     return "\n".join(lines)
+
+
+def _mib(value) -> str:
+    return f"{value / 2**20:.0f}" if value else "-"
 
 
 def _baseline_lines(report: dict) -> list[str]:

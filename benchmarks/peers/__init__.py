@@ -10,6 +10,9 @@ Each peer module defines:
         those runs, training only), compile_seconds (first-call
         compilation, measured apart; 0 where nothing compiles), samples (rows × epochs)
         and weights [(W, b), ...] as float32 NumPy arrays for the sanity check.
+    train_seeds(shape, data, layers, threads, seeds) -> [weights, ...]
+        plain SGD from the same initial `layers`, once per shuffle seed, untimed: each
+        run's final weights, for the convergence table (benchmarks/compare_convergence.py)
     OPTIMIZERS              the optimizer kinds `train` accepts
 """
 

@@ -76,9 +76,21 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
         took = time.perf_counter() - t0
         if result is None or run.train_seconds < result.train_seconds:
             result, wall = run, took
-    weights = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in result.weights]
     return {"seconds": result.train_seconds, "wall_seconds": wall,
             "compile_seconds": first.compile_seconds,
             "second_call_compile_seconds": result.compile_seconds,
             "samples": shape.rows * result.epochs_run, "epochs_run": result.epochs_run,
-            "stop_reason": result.stop_reason, "weights": weights, "threads": threads}
+            "stop_reason": result.stop_reason, "weights": _weights(result), "threads": threads}
+
+
+def _weights(result) -> list:
+    return [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in result.weights]
+
+
+def train_seeds(shape: Shape, data: dict, layers: list, threads: int, seeds: list) -> list:
+    """One untimed run per shuffle seed from the same initial weights; each run's weights."""
+    import fusetrain.engine as engine
+
+    model, opt = model_spec(shape, layers), optimizer_spec(shape, "sgd")
+    return [_weights(engine.train(model, opt, config(shape, threads, seed=s), data["x"], data["y"]))
+            for s in seeds]

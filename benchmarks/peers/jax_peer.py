@@ -102,3 +102,18 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
     weights = [(np.asarray(w), np.asarray(b)) for w, b in out]
     return {"seconds": seconds, "compile_seconds": compile_seconds,
             "samples": shape.rows * shape.epochs, "weights": weights, "threads": None}
+
+
+def train_seeds(shape: Shape, data: dict, layers: list, threads: int, seeds: list) -> list:
+    """One run per shuffle seed (jax.random.PRNGKey(seed)) of one compiled function, same initial weights."""
+    import jax
+    import numpy as np
+
+    params = [(jax.device_put(w), jax.device_put(b)) for w, b in layers]
+    x, y = jax.device_put(data["x"]), jax.device_put(data["y"])
+    compiled = _make_train(shape).lower(params, x, y, jax.random.PRNGKey(seeds[0])).compile()
+    out = []
+    for seed in seeds:
+        trained, _ = compiled(params, x, y, jax.random.PRNGKey(seed))
+        out.append([(np.asarray(w), np.asarray(b)) for w, b in jax.block_until_ready(trained)])
+    return out

@@ -105,7 +105,26 @@ def train(shape: Shape, data: dict, layers: list, threads: int, optimizer: str =
         took = _run(shape, fresh, opt, loss_fn, x, y, labels, shape.epochs, 1)
         if took < seconds:
             seconds, model = took, fresh
-    weights = [(model[2 * k].weight.detach().numpy().copy(), model[2 * k].bias.detach().numpy().copy())
-               for k in range(len(layers))]
     return {"seconds": seconds, "compile_seconds": 0.0, "samples": shape.rows * shape.epochs,
-            "weights": weights, "threads": torch.get_num_threads()}
+            "weights": _weights(model, layers), "threads": torch.get_num_threads()}
+
+
+def _weights(model, layers: list) -> list:
+    return [(model[2 * k].weight.detach().numpy().copy(), model[2 * k].bias.detach().numpy().copy())
+            for k in range(len(layers))]
+
+
+def train_seeds(shape: Shape, data: dict, layers: list, threads: int, seeds: list) -> list:
+    """One untimed run per shuffle seed (torch.randperm's generator) from the same initial weights."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x, y, labels = (torch.from_numpy(data[k]) for k in ("x", "y", "labels"))
+    loss_fn = _loss_fn(shape)
+    out = []
+    for seed in seeds:
+        model = _build(shape, layers)
+        _run(shape, model, _optimizer(model.parameters(), shape, "sgd"), loss_fn, x, y, labels,
+             shape.epochs, seed)
+        out.append(_weights(model, layers))
+    return out
