@@ -69,8 +69,8 @@ def info(args) -> int:
     from google.protobuf import json_format
     with client_of(args) as c:
         i = c.server_info()
-    kernels = [{"dtype": k.dtype, "state": k.state, "workers_ready": k.workers_ready, "seconds": k.seconds}
-               for k in i.kernels]
+    kernels = [{"dtype": k.dtype, "state": k.state, "workers_ready": k.workers_ready, "seconds": k.seconds,
+                "families_ready": k.families_ready, "families": k.families} for k in i.kernels]
     if args.json:
         out.print_json({**json_format.MessageToDict(i, preserving_proto_field_name=True), "kernels": kernels})
         return EXIT_OK
@@ -87,7 +87,9 @@ def info(args) -> int:
 
 def _kernel_line(k: dict, workers: int) -> str:
     if k["state"] == "ready":
-        return f"{k['dtype']} ready in {k['workers_ready']} of {workers} workers (warm-up {k['seconds']:.1f} s)"
+        families = (f"{k['families_ready']} of {k['families']} kernel families, " if k.get("families") else "")
+        return (f"{k['dtype']} ready in {k['workers_ready']} of {workers} workers ({families}"
+                f"warm-up {k['seconds']:.1f} s)")
     if k["state"] == "compiling":
         return f"{k['dtype']} compiling or loading for {k['seconds']:.1f} s so far (ready in no worker yet)"
     return f"{k['dtype']} not started"

@@ -34,6 +34,16 @@ numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 JIT = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
 JIT_PARALLEL = dict(JIT, parallel=True)
 
+
+def variant(name: str):
+    """@njit(**JIT) for one variant of a kernel made by a factory, with the variant's constants
+    in the factory's closure (Numba prunes the branches they rule out, so each variant compiles
+    only its own code). The function takes `name`, so each variant has a cache entry of its own."""
+    def compile_(fn):
+        fn.__name__ = fn.__qualname__ = name
+        return numba.njit(**JIT)(fn)
+    return compile_
+
 # A layer with at most this many multiply-adds per row runs in hand-written loops;
 # larger layers call BLAS (measured: hand loops win only below about 128).
 HAND_LOOP_MAX_MACS = 128

@@ -1,7 +1,7 @@
 """Many small models at once: K same-shape models on the same data, one thread per core.
 
 For sweeps and seed ensembles. A pool of threads trains whole models, each one call of the
-compiled epoch loop (`run_epochs`, which releases the GIL) over all its epochs, with its GEMMs
+compiled epoch loop (`epochs.epoch_loop`, which releases the GIL) over all its epochs, with its GEMMs
 run slab after slab and BLAS at one thread, so a batch of small jobs keeps every core busy with
 no per-epoch overhead. Each model runs the very code `train` runs, on its own buffers, so its
 result is bit-identical to training it alone; and nothing extra is compiled for batches.
@@ -21,7 +21,7 @@ from . import config as cfg
 from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
 from .errors import InvalidSpec
 from .init import initial_weights
-from .kernels.epochs import run_epochs
+from .kernels.epochs import epoch_loop, loop_key
 from .kernels.columns import I_SPREAD
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
@@ -64,7 +64,6 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     n_threads = int(threads) if threads is not None else max(c.threads for c in configs)
     if not 1 <= n_threads <= limits.max_threads:
         raise InvalidSpec("threads", f"must be in [1, {limits.max_threads}], got {n_threads}")
-    compile_seconds = ensure_compiled(model.dtype)
 
     layout = Layout.of(model)
     dtype = np.dtype(model.dtype)
@@ -95,9 +94,11 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     diverged = np.zeros(k, dtype=np.bool_)
 
     x_flat, y_flat, a_off = xs.reshape(-1), ys.reshape(-1), layout.act_offsets(batch)
+    compile_seconds = sum(ensure_compiled(model.dtype, key) for key in {loop_key(i, h) for i, h in zip(ints, hp)})
 
     def train_range(first: int, stop: int) -> None:
         for i in range(first, stop):
+            run_epochs = epoch_loop(ints[i], hp[i])
             done[i], diverged[i] = run_epochs(theta[i], grad[i], backup[i], opt[i], step[i], rng[i], x_flat,
                                               y_flat, perm[i], xb[i], yb[i], acts[i], deltas[i], a_off,
                                               layout.meta, layout.slopes, hp[i], lrs[i], ints[i], losses[i],

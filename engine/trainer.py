@@ -18,7 +18,7 @@ from . import config as cfg
 from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
 from .errors import InvalidSpec
 from .init import initial_weights
-from .kernels.epochs import predict_rows, run_epochs
+from .kernels.epochs import epoch_loop, loop_key, predict_rows, predict_rows_loops
 from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
 from .layout import Layout
 from .registry import LOSSES
@@ -27,7 +27,7 @@ from .result import (COMPLETED, DIVERGED, EARLY_STOPPED, FIELDS, STOPPED, EpochM
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_data,
                    validate_model, validate_optimizer)
-from .warm import ensure_compiled
+from .warm import PREDICT, ensure_compiled
 
 Callback = Callable[[EpochMetrics], Optional[bool]]
 
@@ -89,12 +89,12 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     """Train `model` on (x, y); resume from `state` when given. See the module docstring."""
     limits = limits or Limits()
     x, y, x_val, y_val = prepare(model, optimizer, config, x, y, x_val, y_val, limits)
-    compile_seconds = ensure_compiled(model.dtype)
     layout = Layout.of(model)
     dtype = np.dtype(model.dtype)
     rule = accuracy_rule(model.loss, y)
     theta = layout.pack(initial_weights(model), dtype)
     buf = JobBuffers(model, optimizer, config, layout, theta, x.shape[0], rule, state)
+    compile_seconds = ensure_compiled(model.dtype, loop_key(buf.ints, buf.hp))   # this job's path only
     xf, yf = x.reshape(-1), y.reshape(-1)
     n_rows = x.shape[0]
     denom = accuracy_denominator(rule, n_rows, model.outputs)
@@ -112,6 +112,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     last_checkpoint = time.perf_counter()
     train_seconds = 0.0
 
+    run_epochs = epoch_loop(buf.ints, buf.hp)
     with cfg.threads(config.threads):
         while epoch < config.epochs:
             count = min(chunk, config.epochs - epoch)
@@ -186,7 +187,8 @@ def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndar
     acts = np.empty(layout.act_size(block), dtype=theta.dtype)
     out = np.empty(rows * model.outputs, dtype=theta.dtype)
     with cfg.threads():  # BLAS single-threaded: the GEMM slabs are the only parallelism
-        predict_rows(theta, x.reshape(-1), rows, acts, layout.act_offsets(block), layout.meta,
+        forward_rows = predict_rows_loops if layout.small else predict_rows   # tiny: no GEMM code
+        forward_rows(theta, x.reshape(-1), rows, acts, layout.act_offsets(block), layout.meta,
                      layout.slopes, block, out, True)
     return out.reshape(rows, model.outputs)
 
@@ -219,8 +221,8 @@ def predict(model: ModelSpec, weights, x, limits: Optional[Limits] = None) -> np
     limits = limits or Limits()
     validate_model(model, limits)
     x, _ = validate_data(model, x, None, "predict", limits)
-    ensure_compiled(model.dtype)
     layout, theta = _weights_theta(model, weights)
+    ensure_compiled(model.dtype, (PREDICT, layout.small))
     return _forward_all(model, layout, theta, x)
 
 
@@ -229,7 +231,7 @@ def evaluate(model: ModelSpec, weights, x, y, limits: Optional[Limits] = None) -
     limits = limits or Limits()
     validate_model(model, limits)
     x, y = validate_data(model, x, y, "evaluate", limits)
-    ensure_compiled(model.dtype)
     layout, theta = _weights_theta(model, weights)
+    ensure_compiled(model.dtype, (PREDICT, layout.small))
     loss, acc = _evaluate(model, layout, theta, x, y, accuracy_rule(model.loss, y))
     return {"loss": loss, "accuracy": acc}

@@ -23,28 +23,57 @@ _waits: dict = {}   # seconds each key waited for another process's compile
 _lock = threading.RLock()
 
 
-def _tiny_run(dtype: str) -> None:
+# The epoch loops' (small, fold) variants (kernels/epochs.py), in the order a full warm-up makes
+# them ready: the tiny networks with Adam (XOR, the classic examples), the BLAS path with plain
+# SGD, then with another optimizer, then tiny networks with plain SGD. (PREDICT, small): the
+# forward pass alone (predict, evaluate), which every training also runs at its end.
+PATHS = ((True, False), (False, True), (False, False), (True, True))
+PREDICT = "predict"
+FAMILY_NAMES = {(True, False): "tiny networks, Adam and the other optimizers",
+                (False, True): "BLAS networks, plain SGD",
+                (False, False): "BLAS networks, Adam and the other optimizers",
+                (True, True): "tiny networks, plain SGD"}
+
+
+def path_name(path) -> str:
+    first, second = path
+    if first == PREDICT:
+        return f"predict-{'small' if second else 'blas'}"
+    return f"{'small' if first else 'blas'}-{'fold' if second else 'update'}"
+
+
+def _tiny_run(dtype: str, path) -> None:
+    """Run the kernels of one path once on a few rows, so that they are compiled or loaded."""
     # Imported here: trainer imports this module.
-    from .spec import EarlyStopping, LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
+    from .spec import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
     from .trainer import predict, train
 
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
     y = np.array([[0], [1], [1], [0]], dtype=dtype)
-    model = ModelSpec(inputs=2, layers=[LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")], dtype=dtype)
-    # Covers the kernels' every signature: shuffled batches, validation, predict.
-    result = train(model, OptimizerSpec(kind="adam"),
-                   TrainConfig(epochs=1, batch_size=2, early_stopping=EarlyStopping(monitor="train_loss")),
-                   x, y, x_val=x, y_val=y)
-    predict(model, result.weights, x)
+    first, second = path
+    small = second if first == PREDICT else first
+    width = 2 if small else 16      # 16 x 16 is over HAND_LOOP_MAX_MACS: the BLAS path
+    x = np.tile(x, (1, width // 2))
+    model = ModelSpec(inputs=width, layers=[LayerSpec(width, "tanh"), LayerSpec(1, "sigmoid")], dtype=dtype)
+    if first == PREDICT:
+        weights = [(np.zeros((width, width), dtype), np.zeros(width, dtype)), (np.zeros((1, width), dtype), np.zeros(1, dtype))]
+        predict(model, weights, x)
+        return
+    # Shuffled batches of 2, and the final evaluation (predict_rows) that every training runs.
+    train(model, OptimizerSpec(kind="sgd" if second else "adam"), TrainConfig(epochs=1, batch_size=2), x, y)
 
 
-def ensure_compiled(dtype: str, many: bool = False) -> float:
-    """Seconds spent making the kernels for `dtype` ready now; 0 when they already were.
+def ensure_compiled(dtype: str, path=None, many: bool = False) -> float:
+    """Seconds spent making the kernels of `path` for `dtype` ready now; 0 when they already were.
 
-    A thread that finds another thread compiling them (a worker's background warm-up) waits,
-    and the wait counts. Batches of models (`many`) run the same kernels as single models.
+    path: an epoch loop's (small, fold) key (kernels/epochs.py loop_key), (PREDICT, small) for
+    the forward pass alone, or None for every path. A job compiles only its own path. A thread that finds another thread compiling
+    them (a worker's background warm-up) waits, and the wait counts. Batches of models (`many`)
+    run the same kernels as single models.
     """
-    key = dtype
+    if path is None:
+        return sum(ensure_compiled(dtype, p) for p in (*PATHS, (PREDICT, True), (PREDICT, False)))
+    key = (dtype, path)
     if key in _ready:
         return 0.0
     t0 = time.perf_counter()
@@ -54,9 +83,9 @@ def ensure_compiled(dtype: str, many: bool = False) -> float:
         _done.add(key)
         try:
             # One process compiles; the others wait here, then load what it wrote.
-            with compile_lock(dtype) as waited:
+            with compile_lock(f"{dtype}-{path_name(path)}") as waited:
                 _waits[key] = waited
-                _tiny_run(dtype)
+                _tiny_run(dtype, path)
         except BaseException:
             _done.discard(key)
             raise
@@ -92,9 +121,9 @@ def compile_lock(name: str):
 
 def _misses() -> int:
     """Epoch loops compiled in this process so far (Numba's cache misses)."""
-    from .kernels.epochs import run_epochs
+    from .kernels.epochs import loops_compiled
 
-    return sum(run_epochs.stats.cache_misses.values())
+    return loops_compiled()
 
 
 def _shown(path) -> str:
@@ -105,8 +134,9 @@ def _shown(path) -> str:
 
 
 def warmup(dtypes=("float32", "float64"), many: bool = True,
-           progress: Optional[Callable[[str], None]] = None) -> float:
-    """Make every kernel ready for `dtypes`; return the seconds it took.
+           progress: Optional[Callable[[str], None]] = None, paths=None) -> float:
+    """Make every kernel ready for `dtypes` (or only those of `paths`, keys as ensure_compiled
+    takes them); return the seconds it took.
 
     progress, when given, receives a line before and after each dtype's kernels: where the
     cache is, and how long it took (compiled, or loaded from the cache). `many` is kept for
@@ -114,14 +144,16 @@ def warmup(dtypes=("float32", "float64"), many: bool = True,
     """
     total = 0.0
     for dtype in dtypes:
-        what = f"{dtype} kernels"
+        what = f"{dtype} kernels" + (f" ({'; '.join(FAMILY_NAMES.get(p, path_name(p)) for p in paths)})"
+                                     if paths is not None else "")
         if progress is not None:
             progress(f"{what}: loading from {_shown(cache_dir())}, or compiling (tens of seconds on two cores)")
         before = _misses()
-        seconds = ensure_compiled(dtype)
+        seconds = (ensure_compiled(dtype) if paths is None
+                   else sum(ensure_compiled(dtype, path) for path in paths))
         total += seconds
         if progress is not None:
-            waited = _waits.get(dtype, 0.0)
+            waited = sum(v for (d, _), v in _waits.items() if d == dtype)
             how = ("compiled" if _misses() > before else "loaded from the cache"
                    + (f" after {waited:.1f} s waiting for another process to compile them" if waited >= 1.0 else ""))
             progress(f"{what} ready in {seconds:.1f} s ({how})")

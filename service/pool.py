@@ -62,6 +62,7 @@ class _Slot:
         self.restart_at: Optional[float] = None
         self.last_state: Optional[dict] = None   # the task's latest checkpoint (TrainState arrays)
         self.kernels: dict = {}        # dtype -> (COMPILING, since monotonic) or (READY, seconds)
+        self.families: dict = {}       # dtype -> (kernel families ready, families) as last reported
 
 
 class ProcessPool(ex.Executor):
@@ -188,10 +189,12 @@ class ProcessPool(ex.Executor):
     def kernel_states(self) -> list[dict]:
         """Per dtype: its state (READY in at least one worker, else COMPILING in some, else
         NOT_STARTED), the workers that have it ready, and the seconds: the warm-up of the first
-        worker to have it ready, or how long the longest warm-up still going has taken so far."""
+        worker to have it ready, or how long the longest warm-up still going has taken so far;
+        and the most kernel families (engine.warm.PATHS) any worker has ready, of how many."""
         now = time.monotonic()
         with self._lock:
             seen = [dict(s.kernels) for s in self._slots]
+            families = [dict(s.families) for s in self._slots]
             first = dict(self._first_ready)
         states = []
         for dtype in dict.fromkeys([*WARM_DTYPES, *(d for k in seen for d in k)]):
@@ -200,7 +203,10 @@ class ProcessPool(ex.Executor):
             going = [now - v for state, v in marks if state == COMPILING]
             state = READY if ready else COMPILING if going else NOT_STARTED
             seconds = first.get(dtype, min(ready)) if ready else max(going, default=0.0)
-            states.append({"dtype": dtype, "state": state, "workers_ready": len(ready), "seconds": seconds})
+            counts = [f[dtype] for f in families if dtype in f]
+            states.append({"dtype": dtype, "state": state, "workers_ready": len(ready), "seconds": seconds,
+                           "families_ready": max((r for r, _ in counts), default=0),
+                           "families": max((n for _, n in counts), default=0)})
         return states
 
     @property
@@ -214,7 +220,7 @@ class ProcessPool(ex.Executor):
         slot.stop_token = self._mp.RawValue("q", 0)
         slot.stop_mode = self._mp.RawValue("i", 0)
         slot.ready, slot.task, slot.deadline, slot.kill_outcome = False, None, None, None
-        slot.restart_at, slot.kernels = None, {}
+        slot.restart_at, slot.kernels, slot.families = None, {}, {}
         with _env_lock:
             saved = {k: os.environ.get(k) for k in _THREAD_VARS}
             os.environ.update({k: str(self._threads) for k in _THREAD_VARS})
@@ -279,6 +285,8 @@ class ProcessPool(ex.Executor):
                 with self._lock:
                     if payload["state"] == READY:
                         slot.kernels[payload["dtype"]] = (READY, payload["seconds"])
+                        slot.families[payload["dtype"]] = (payload.get("families_ready", 0),
+                                                           payload.get("families", 0))
                         self._first_ready.setdefault(payload["dtype"], payload["seconds"])
                         self._serving_event.set()
                     else:
@@ -341,7 +349,7 @@ class ProcessPool(ex.Executor):
                 delay = 0.0 if slot.early_deaths <= 1 else min(30.0, 0.25 * 2 ** slot.early_deaths)
                 log.warning("worker %d (pid %s) exited with code %s; starting another in %.1f s",
                             slot.index, slot.process.pid, code, delay)
-                slot.ready, slot.kernels = False, {}
+                slot.ready, slot.kernels, slot.families = False, {}, {}
                 slot.restart_at = time.monotonic() + delay
                 for dtype in list(self._first_ready):   # ready nowhere now: its next warm-up counts
                     if not any(s.kernels.get(dtype, ("",))[0] == READY for s in self._slots):

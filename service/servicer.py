@@ -140,7 +140,8 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
         states = getattr(self.jobs.executor, "kernel_states", None)
         for k in states() if states is not None else ():
             info.kernels.add(dtype=k["dtype"], state=k["state"], workers_ready=k["workers_ready"],
-                             seconds=k["seconds"])
+                             seconds=k["seconds"], families_ready=k.get("families_ready", 0),
+                             families=k.get("families", 0))
         return info
 
     def UploadDataset(self, request_iterator, context):

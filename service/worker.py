@@ -28,7 +28,7 @@ import time
 from . import executor as ex
 
 STOP_MODES = {1: "cancel", 2: "suspend"}
-WARM_DTYPES = ("float32", "float64")   # the first before "ready", the rest on a background thread
+WARM_DTYPES = ("float32", "float64")   # float32's first kernel family before "ready", the rest on a thread
 COMPILING, READY, NOT_STARTED = "compiling", "ready", "not_started"
 
 
@@ -70,20 +70,31 @@ def _die_with_parent() -> None:
         pass
 
 
-def _warm(dtype: str, out: _Sender, say) -> None:
-    """Make one dtype's kernels ready, telling the pool when that begins and when they are ready."""
+def _warm(dtype: str, families, out: _Sender, say) -> None:
+    """Make kernel families (engine.warm.PATHS) of one dtype ready, one after another, telling the
+    pool when the dtype begins and after each family: ready with k of its n families."""
     from fusetrain import engine
+    from fusetrain.engine.warm import PATHS
 
-    out.send(("kernels", None, {"dtype": dtype, "state": COMPILING, "seconds": 0.0}))
+    done = PATHS.index(families[0])
+    if done == 0:
+        out.send(("kernels", None, {"dtype": dtype, "state": COMPILING, "seconds": 0.0}))
     t0 = time.perf_counter()
-    engine.warmup(dtypes=(dtype,), progress=say)
-    out.send(("kernels", None, {"dtype": dtype, "state": READY, "seconds": time.perf_counter() - t0}))
+    for family in families:
+        engine.warmup(dtypes=(dtype,), progress=say, paths=[family])
+        done += 1
+        out.send(("kernels", None, {"dtype": dtype, "state": READY, "seconds": time.perf_counter() - t0,
+                                    "families_ready": done, "families": len(PATHS)}))
 
 
-def _warm_rest(dtypes, out: _Sender, say) -> None:
+def _warm_rest(out: _Sender, say) -> None:
+    """The background warm-up: float32's other kernel families, then every family of the others."""
+    from fusetrain.engine.warm import PATHS
+
     try:
-        for dtype in dtypes:
-            _warm(dtype, out, say)
+        _warm(WARM_DTYPES[0], PATHS[1:], out, say)
+        for dtype in WARM_DTYPES[1:]:
+            _warm(dtype, PATHS, out, say)
     except (OSError, ValueError):   # the pipe closed: the server is stopping
         pass
 
@@ -99,13 +110,15 @@ def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None
     info = {"pid": os.getpid(), "warmup_seconds": 0.0}
     say = logging.getLogger("fusetrain.worker").info
     if warm:
+        # Ready once float32's first kernel family is (the tiny networks of the examples): the
+        # rest follow on a thread, and a job whose family is not ready yet waits for it.
+        from fusetrain.engine.warm import PATHS
         t0 = time.perf_counter()
-        _warm(WARM_DTYPES[0], out, say)
+        _warm(WARM_DTYPES[0], PATHS[:1], out, say)
         info["warmup_seconds"] = time.perf_counter() - t0
     out.send(("ready", None, info))
     if warm:
-        threading.Thread(target=_warm_rest, args=(WARM_DTYPES[1:], out, say),
-                         name="warm-float64", daemon=True).start()
+        threading.Thread(target=_warm_rest, args=(out, say), name="warm-rest", daemon=True).start()
     compiled = set()   # without warm-up: the dtypes a job has compiled here, reported once each
     while True:
         try:

@@ -10,7 +10,7 @@ then b (O,) at b_off. Activations and deltas are flat (R, U) blocks at element o
 import numpy as np
 from numba import njit
 
-from ..config import JIT
+from ..config import JIT, variant
 from .blas import gemm, typed
 
 # The transpose flags as plain booleans: literal True/False would compile `gemm` (and its slab
@@ -18,28 +18,37 @@ from .blas import gemm, typed
 _NO, _YES = np.bool_(False), np.bool_(True)
 
 
-@njit(**JIT)
-def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, use_blas, iscr, fscr, spread):
-    """z (R, O) = x (R, I) . W^T (I, O) + b (O,)."""
-    b = theta[b_off:b_off + n_out]
-    # Views indexed from 0: LLVM can drop Numba's negative-index checks and vectorize.
-    zz = z[z_off:z_off + rows * n_out]
-    if use_blas:
-        gemm(_NO, _YES, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
-             z, z_off, n_out, iscr, fscr, spread)
-        for r in range(rows):
-            zr = zz[r * n_out:(r + 1) * n_out]
-            for o in range(n_out):
-                zr[o] += b[o]
-    else:
-        xx = x[x_off:x_off + rows * n_in]
-        w = theta[w_off:w_off + n_out * n_in]
-        for r in range(rows):
-            for o in range(n_out):
-                s = b[o]
-                for i in range(n_in):
-                    s += xx[r * n_in + i] * w[o * n_in + i]
-                zz[r * n_out + o] = s
+def _make_dense_forward(blas_ok: bool):
+    """dense_forward, or (blas_ok False) its hand loops alone: the forward pass of tiny networks
+    compiles without the GEMM chain, and computes exactly what dense_forward's loops do."""
+
+    @variant("dense_forward" if blas_ok else "dense_forward_loops")
+    def dense_forward(x, x_off, rows, n_in, theta, w_off, b_off, n_out, z, z_off, use_blas, iscr, fscr, spread):
+        """z (R, O) = x (R, I) . W^T (I, O) + b (O,)."""
+        b = theta[b_off:b_off + n_out]
+        # Views indexed from 0: LLVM can drop Numba's negative-index checks and vectorize.
+        zz = z[z_off:z_off + rows * n_out]
+        if blas_ok and use_blas:
+            gemm(_NO, _YES, rows, n_out, n_in, 1.0, x, x_off, n_in, theta, w_off, n_in, 0.0,
+                 z, z_off, n_out, iscr, fscr, spread)
+            for r in range(rows):
+                zr = zz[r * n_out:(r + 1) * n_out]
+                for o in range(n_out):
+                    zr[o] += b[o]
+        else:
+            xx = x[x_off:x_off + rows * n_in]
+            w = theta[w_off:w_off + n_out * n_in]
+            for r in range(rows):
+                for o in range(n_out):
+                    s = b[o]
+                    for i in range(n_in):
+                        s += xx[r * n_in + i] * w[o * n_in + i]
+                    zz[r * n_out + o] = s
+    return dense_forward
+
+
+dense_forward = _make_dense_forward(True)
+dense_forward_loops = _make_dense_forward(False)
 
 
 @njit(**JIT)

@@ -13,12 +13,12 @@ acts and deltas hold per-layer (R, O_l) blocks at a_off[l]; theta holds W (O, I)
 import numpy as np
 from numba import njit
 
-from ..config import JIT
+from ..config import JIT, variant
 from .activations import LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH, tanh_f32
 from .blas import typed
 from .columns import I_ACC, I_LOSS, I_OPT, M_ACT, M_B, M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W
 from .losses import BCE, HALF_SSE, MSE, count_correct
-from .optimizers import HP_CLIP, HP_DECAY, SGD, optimizer_update
+from .optimizers import HP_CLIP, HP_DECAY, optimizer_update
 
 
 @njit(**JIT)
@@ -91,116 +91,122 @@ def small_forward(x, x_off, rows, theta, acts, a_off, meta, slopes):
                     acts[row + o] = acts[row + o] / total
 
 
-@njit(**JIT)
-def small_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a_off, meta, slopes,
-               hp, lr, ints):
-    """One mini-batch of a tiny network: forward, loss, backward, update -> (loss, correct)."""
-    one = typed(theta, 1.0)
-    zero = typed(theta, 0.0)
-    eps = 1e-7 if theta.itemsize == 4 else 1e-15
-    small_forward(x, x_off, rows, theta, acts, a_off, meta, slopes)
-    last = meta.shape[0] - 1
-    n_out = meta[last, M_OUT]
-    out = a_off[last]
-    code = ints[I_LOSS]
-    out_act = meta[last, M_ACT]
-    out_slope = typed(theta, slopes[last])
-    # Loss, dL/dz of the output layer, and correct predictions.
-    total = 0.0
-    if code == HALF_SSE or code == MSE:
-        scale = typed(theta, 1.0 / rows) if code == HALF_SSE else typed(theta, 2.0 / (rows * n_out))
-    elif code == BCE:
-        scale = typed(theta, 1.0 / (rows * n_out))
-    else:
-        scale = typed(theta, 1.0 / rows)
-    for r in range(rows):
-        row = out + r * n_out
-        yr = y_off + r * n_out
-        ysum = zero
-        dot = zero
-        for o in range(n_out):
-            a = acts[row + o]
-            t = y[yr + o]
-            if code == HALF_SSE or code == MSE:
-                diff = a - t
-                total += float(diff) * float(diff)
-                g = diff * scale
-                if out_act == SOFTMAX:
-                    deltas[row + o] = g
-                    dot += g * a
-                else:
-                    deltas[row + o] = g * derivative(a, out_act, out_slope, one, zero)
-            elif code == BCE:
-                p = min(max(float(a), eps), 1.0 - eps)
-                total -= float(t) * np.log(p) + (1.0 - float(t)) * np.log(1.0 - p)
-                deltas[row + o] = (a - t) * scale
-            else:
-                if t != 0:
-                    total -= float(t) * np.log(max(float(a), eps))
-                ysum += t
-        if code != HALF_SSE and code != MSE and code != BCE:  # softmax cross-entropy, fused
-            for o in range(n_out):
-                deltas[row + o] = (acts[row + o] * ysum - y[yr + o]) * scale
-        elif out_act == SOFTMAX:  # the softmax Jacobian times dL/da
-            for o in range(n_out):
-                deltas[row + o] = acts[row + o] * (deltas[row + o] - dot)
-    correct = count_correct(acts, out, y, y_off, rows, n_out, ints[I_ACC])
-    if code == HALF_SSE:
-        loss = 0.5 * total / rows
-    elif code == MSE or code == BCE:
-        loss = total / (rows * n_out)
-    else:
-        loss = total / rows
+def _make_small_step(fold: bool):
+    """small_step for one update rule, fixed when it is compiled (as epochs._make_train_step)."""
 
-    kind = ints[I_OPT]
-    fold = kind == SGD and hp[HP_CLIP] == 0.0
-    lr_ = typed(theta, lr)
-    keep = typed(theta, 1.0 - lr * hp[HP_DECAY])
-    for l in range(last, -1, -1):
-        n_in = meta[l, M_IN]
-        n_o = meta[l, M_OUT]
-        w = meta[l, M_W]
-        b = meta[l, M_B]
-        dl = a_off[l]
-        prev = a_off[l - 1] if l > 0 else 0
-        if l > 0:
-            # Before W changes: dL/dz of the layer below.
-            code_below = meta[l - 1, M_ACT]
-            slope_below = typed(theta, slopes[l - 1])
-            for r in range(rows):
-                for i in range(n_in):
-                    s = zero
-                    for o in range(n_o):
-                        s += deltas[dl + r * n_o + o] * theta[w + o * n_in + i]
-                    deltas[prev + r * n_in + i] = s * derivative(acts[prev + r * n_in + i], code_below,
-                                                                 slope_below, one, zero)
-        if meta[l, M_FREEZE_W] == 0:
-            for o in range(n_o):
-                for i in range(n_in):
-                    s = zero
-                    if l == 0:
-                        for r in range(rows):
-                            s += deltas[dl + r * n_o + o] * x[x_off + r * n_in + i]
+    @variant("small_step_fold" if fold else "small_step_update")
+    def small_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a_off, meta, slopes,
+                   hp, lr, ints):
+        """One mini-batch of a tiny network: forward, loss, backward, update -> (loss, correct)."""
+        one = typed(theta, 1.0)
+        zero = typed(theta, 0.0)
+        eps = 1e-7 if theta.itemsize == 4 else 1e-15
+        small_forward(x, x_off, rows, theta, acts, a_off, meta, slopes)
+        last = meta.shape[0] - 1
+        n_out = meta[last, M_OUT]
+        out = a_off[last]
+        code = ints[I_LOSS]
+        out_act = meta[last, M_ACT]
+        out_slope = typed(theta, slopes[last])
+        # Loss, dL/dz of the output layer, and correct predictions.
+        total = 0.0
+        if code == HALF_SSE or code == MSE:
+            scale = typed(theta, 1.0 / rows) if code == HALF_SSE else typed(theta, 2.0 / (rows * n_out))
+        elif code == BCE:
+            scale = typed(theta, 1.0 / (rows * n_out))
+        else:
+            scale = typed(theta, 1.0 / rows)
+        for r in range(rows):
+            row = out + r * n_out
+            yr = y_off + r * n_out
+            ysum = zero
+            dot = zero
+            for o in range(n_out):
+                a = acts[row + o]
+                t = y[yr + o]
+                if code == HALF_SSE or code == MSE:
+                    diff = a - t
+                    total += float(diff) * float(diff)
+                    g = diff * scale
+                    if out_act == SOFTMAX:
+                        deltas[row + o] = g
+                        dot += g * a
                     else:
-                        for r in range(rows):
-                            s += deltas[dl + r * n_o + o] * acts[prev + r * n_in + i]
-                    k = w + o * n_in + i
-                    if fold:
-                        theta[k] = keep * theta[k] - lr_ * s
-                    else:
-                        grad[k] = s
-        if meta[l, M_FREEZE_B] == 0:
-            for o in range(n_o):
-                s = zero
-                for r in range(rows):
-                    s += deltas[dl + r * n_o + o]
-                if fold:
-                    theta[b + o] = theta[b + o] - lr_ * s
+                        deltas[row + o] = g * derivative(a, out_act, out_slope, one, zero)
+                elif code == BCE:
+                    p = min(max(float(a), eps), 1.0 - eps)
+                    total -= float(t) * np.log(p) + (1.0 - float(t)) * np.log(1.0 - p)
+                    deltas[row + o] = (a - t) * scale
                 else:
-                    grad[b + o] = s
-    if not fold:
-        apply_update(theta, grad, opt, step, meta, hp, lr, kind)
-    return loss, correct
+                    if t != 0:
+                        total -= float(t) * np.log(max(float(a), eps))
+                    ysum += t
+            if code != HALF_SSE and code != MSE and code != BCE:  # softmax cross-entropy, fused
+                for o in range(n_out):
+                    deltas[row + o] = (acts[row + o] * ysum - y[yr + o]) * scale
+            elif out_act == SOFTMAX:  # the softmax Jacobian times dL/da
+                for o in range(n_out):
+                    deltas[row + o] = acts[row + o] * (deltas[row + o] - dot)
+        correct = count_correct(acts, out, y, y_off, rows, n_out, ints[I_ACC])
+        if code == HALF_SSE:
+            loss = 0.5 * total / rows
+        elif code == MSE or code == BCE:
+            loss = total / (rows * n_out)
+        else:
+            loss = total / rows
+
+        lr_ = typed(theta, lr)
+        keep = typed(theta, 1.0 - lr * hp[HP_DECAY])
+        for l in range(last, -1, -1):
+            n_in = meta[l, M_IN]
+            n_o = meta[l, M_OUT]
+            w = meta[l, M_W]
+            b = meta[l, M_B]
+            dl = a_off[l]
+            prev = a_off[l - 1] if l > 0 else 0
+            if l > 0:
+                # Before W changes: dL/dz of the layer below.
+                code_below = meta[l - 1, M_ACT]
+                slope_below = typed(theta, slopes[l - 1])
+                for r in range(rows):
+                    for i in range(n_in):
+                        s = zero
+                        for o in range(n_o):
+                            s += deltas[dl + r * n_o + o] * theta[w + o * n_in + i]
+                        deltas[prev + r * n_in + i] = s * derivative(acts[prev + r * n_in + i], code_below,
+                                                                     slope_below, one, zero)
+            if meta[l, M_FREEZE_W] == 0:
+                for o in range(n_o):
+                    for i in range(n_in):
+                        s = zero
+                        if l == 0:
+                            for r in range(rows):
+                                s += deltas[dl + r * n_o + o] * x[x_off + r * n_in + i]
+                        else:
+                            for r in range(rows):
+                                s += deltas[dl + r * n_o + o] * acts[prev + r * n_in + i]
+                        k = w + o * n_in + i
+                        if fold:
+                            theta[k] = keep * theta[k] - lr_ * s
+                        else:
+                            grad[k] = s
+            if meta[l, M_FREEZE_B] == 0:
+                for o in range(n_o):
+                    s = zero
+                    for r in range(rows):
+                        s += deltas[dl + r * n_o + o]
+                    if fold:
+                        theta[b + o] = theta[b + o] - lr_ * s
+                    else:
+                        grad[b + o] = s
+        if not fold:
+            apply_update(theta, grad, opt, step, meta, hp, lr, ints[I_OPT])
+        return loss, correct
+    return small_step
+
+
+small_step_fold = _make_small_step(True)
+small_step_update = _make_small_step(False)
 
 
 @njit(**JIT)

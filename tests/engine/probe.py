@@ -5,8 +5,8 @@ import numpy as np
 from fusetrain.engine.buffers import JobBuffers, accuracy_rule
 from fusetrain.engine.init import initial_weights
 from fusetrain.engine.kernels.blas import gemm_scratch
-from fusetrain.engine.kernels.epochs import train_step
-from fusetrain.engine.kernels.small import small_step
+from fusetrain.engine.kernels.epochs import train_step_update
+from fusetrain.engine.kernels.small import small_step_update
 from fusetrain.engine.layout import Layout
 from fusetrain.engine.spec import ModelSpec, OptimizerSpec, TrainConfig
 
@@ -30,5 +30,5 @@ def engine_gradients(model: ModelSpec, x, y, weights=None, small=False):
     iscr, fscr = gemm_scratch(dtype)
     args = (x.reshape(-1), 0, y.reshape(-1), 0, len(x), buf.theta, buf.grad, buf.opt, buf.step, buf.acts,
             buf.deltas, buf.a_off, layout.meta, layout.slopes, buf.hp, 0.0, buf.ints)
-    loss, _ = small_step(*args) if small else train_step(*args, iscr, fscr, True)
+    loss, _ = small_step_update(*args) if small else train_step_update(*args, iscr, fscr, True)
     return loss, layout.unpack(buf.grad)

@@ -64,13 +64,14 @@ def test_any_change_to_any_engine_source_names_a_new_directory(tmp_path):
 
 WARM = """
 import json, sys
-from fusetrain.engine.kernels.epochs import run_epochs
+from fusetrain.engine.kernels.epochs import EPOCH_LOOPS, loops_compiled
 from fusetrain.engine.warm import ensure_compiled
 print("ready", flush=True)
 sys.stdin.readline()                     # both processes start compiling at the same moment
-seconds = ensure_compiled("float32")
-print(json.dumps({"misses": sum(run_epochs.stats.cache_misses.values()),
-                  "hits": sum(run_epochs.stats.cache_hits.values()), "seconds": seconds}))
+seconds = ensure_compiled("float32", (True, True))     # one path: tiny networks, plain SGD
+print(json.dumps({"misses": loops_compiled(),
+                  "hits": sum(sum(d.stats.cache_hits.values()) for d in EPOCH_LOOPS.values()),
+                  "seconds": seconds}))
 """
 
 
@@ -98,7 +99,7 @@ def test_processes_starting_together_compile_once(tmp_path):
 
 def test_warmup_says_what_it_does(tmp_path):
     code = ("from fusetrain.engine import warmup\n"
-            "warmup(dtypes=('float32',), many=False, progress=lambda line: print('>', line, flush=True))\n")
+            "warmup(dtypes=('float32',), progress=lambda line: print('>', line, flush=True), paths=[(True, True)])\n")
     lines = []
     for _ in range(2):   # an empty cache, then the same cache again
         out = subprocess.run([sys.executable, "-c", code], env=clean_env(NUMBA_CACHE_DIR=str(tmp_path)),
@@ -120,16 +121,16 @@ import json, threading, time
 import numpy as np
 from fusetrain import engine
 from fusetrain.engine import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
-warm = threading.Thread(target=engine.warmup, kwargs={"dtypes": ("float64",), "many": False})
+from fusetrain.engine.warm import ensure_compiled
+warm = threading.Thread(target=ensure_compiled, args=("float64", (True, False)))   # tiny, Adam
 warm.start()
 time.sleep(0.5)
 x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64); y = np.array([[0], [1], [1], [0]], dtype=np.float64)
 model = ModelSpec(inputs=2, layers=[LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")], dtype="float64")
-r = engine.train(model, OptimizerSpec(), TrainConfig(epochs=2), x, y)
+r = engine.train(model, OptimizerSpec(kind="adam"), TrainConfig(epochs=2), x, y)
 warm.join()
-from fusetrain.engine.kernels.epochs import run_epochs
-print(json.dumps({"compile": r.compile_seconds, "train": r.train_seconds,
-                  "misses": sum(run_epochs.stats.cache_misses.values())}))
+from fusetrain.engine.kernels.epochs import loops_compiled
+print(json.dumps({"compile": r.compile_seconds, "train": r.train_seconds, "misses": loops_compiled()}))
 """
     out = subprocess.run([sys.executable, "-c", code], env=clean_env(NUMBA_CACHE_DIR=str(tmp_path)),
                          capture_output=True, text=True, timeout=600)

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fusetrain import engine
 from fusetrain.client.cli import main
 from fusetrain.engine import cache
+from fusetrain.engine.warm import PATHS
 from fusetrain.service.launch import ServerProcess
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 from service_helpers import wait_done, xor_spec
@@ -73,9 +74,12 @@ def test_server_info_reports_float32_ready_after_warm_up(served):
     f32 = kernels["float32"]
     assert f32.state == "ready" and 1 <= f32.workers_ready <= 2 and f32.seconds > 0
     assert kernels["float64"].state in ("not_started", "compiling", "ready")
-    # float64 follows in the background: every worker has both in the end.
-    _until(lambda: all(k.state == "ready" and k.workers_ready == 2 for k in _kernels(served).values()),
-           "every dtype ready in both workers")
+    # float32's other kernel families, then float64's, follow in the background: every worker
+    # has every family of both in the end.
+    kernels = _until(lambda: (k := _kernels(served)) and all(
+        s.state == "ready" and s.workers_ready == 2 and s.families_ready == s.families for s in k.values()) and k,
+        "every kernel family of every dtype ready in both workers")
+    assert [s.families for s in kernels.values()] == [len(PATHS)] * 2
 
 
 def test_health_is_not_serving_until_a_dtype_is_ready(tmp_path):
@@ -106,7 +110,7 @@ def test_health_is_not_serving_until_a_dtype_is_ready(tmp_path):
     finally:
         release(held)
         proc.stop()
-    assert any("float32 kernels ready" in line for line in proc.log)
+    assert any("float32 kernels (" in line and ") ready in " in line for line in proc.log)
 
 
 def test_serving_with_float64_still_cold_and_its_job_waits_as_compile_time(tmp_path):

@@ -129,16 +129,20 @@ class ServerInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., activations: _Optional[_Iterable[str]] = ..., losses: _Optional[_Iterable[str]] = ..., optimizers: _Optional[_Iterable[str]] = ..., initializers: _Optional[_Iterable[str]] = ..., schedules: _Optional[_Iterable[str]] = ..., dtypes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., workers: _Optional[int] = ..., threads_per_worker: _Optional[int] = ..., executor: _Optional[str] = ..., kernels: _Optional[_Iterable[_Union[KernelState, _Mapping]]] = ...) -> None: ...
 
 class KernelState(_message.Message):
-    __slots__ = ("dtype", "state", "workers_ready", "seconds")
+    __slots__ = ("dtype", "state", "workers_ready", "seconds", "families_ready", "families")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     WORKERS_READY_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FAMILIES_READY_FIELD_NUMBER: _ClassVar[int]
+    FAMILIES_FIELD_NUMBER: _ClassVar[int]
     dtype: str
     state: str
     workers_ready: int
     seconds: float
-    def __init__(self, dtype: _Optional[str] = ..., state: _Optional[str] = ..., workers_ready: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    families_ready: int
+    families: int
+    def __init__(self, dtype: _Optional[str] = ..., state: _Optional[str] = ..., workers_ready: _Optional[int] = ..., seconds: _Optional[float] = ..., families_ready: _Optional[int] = ..., families: _Optional[int] = ...) -> None: ...
 
 class UploadDatasetRequest(_message.Message):
     __slots__ = ("name", "format", "chunk")
