@@ -7,7 +7,9 @@
 Needs only grpcio, protobuf and numpy (rich for progress bars and tables, PyYAML for YAML files,
 onnx and safetensors for those exports, each imported when used). It imports the generated
 fusetrain.v1 modules, never the service or the engine, except `fusetrain serve` and
-`train --local`, which run them in-process.
+`train --local`, which run them in-process. FusetrainClassifier and FusetrainRegressor
+(scikit-learn estimators, estimators.py) are imported on first use, so scikit-learn is needed only
+by those who use them.
 """
 
 from .client import Client, default_address
@@ -20,3 +22,13 @@ __all__ = [
     "FusetrainError", "History", "InvalidArgument", "Job", "JobFailed", "NotFound", "ResourceExhausted",
     "Result", "RpcError", "SpecError", "StateEvent", "Unauthenticated", "Unavailable", "default_address",
 ]
+
+
+_ESTIMATORS = ("FusetrainClassifier", "FusetrainRegressor")
+
+
+def __getattr__(name):
+    if name in _ESTIMATORS:
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
