@@ -220,3 +220,14 @@ def test_server_errors_surface(server_address):
     x, y = iris()
     with pytest.raises(InvalidArgument, match="learning_rate"):
         small(FusetrainClassifier, learning_rate=0.0, server=server_address).fit(x, y)
+
+
+def test_sklearn_compare_example_runs(capsys):
+    """examples/sklearn_compare.py end to end on one data set, two folds, a few epochs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sklearn_compare", ROOT / "examples" / "sklearn_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--folds", "2", "--epochs", "3", "--datasets", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "| digits | 1797 x 64, 10 classes | 64-64-10 |" in out
