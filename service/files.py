@@ -1,5 +1,8 @@
 """Content-addressed files under the data directory, written atomically (temp file, fsync, rename).
 
+A writer of several files may leave out the directory fsync per file (`sync_dir=False`) and
+call `sync_dirs` once for all of them before it commits the rows that name them.
+
     <data>/datasets/<sha256>.npz      uploaded datasets, named by the sha256 of their bytes
     <data>/results/<sha256>.pb        serialized JobResult messages
     <data>/checkpoints/<sha256>.npz   resumable training states (TrainState.arrays())
@@ -41,18 +44,20 @@ class Files:
         """An open temp file in the data directory (same file system as the final place)."""
         return tempfile.mkstemp(dir=self.root / "tmp")
 
-    def commit_temp(self, kind: str, tmp_path: str, sha: str) -> Path:
-        """Rename a complete, fsynced temp file to its content address; a duplicate is dropped."""
+    def commit_temp(self, kind: str, tmp_path: str, sha: str, sync_dir: bool = True) -> Path:
+        """Rename a complete, fsynced temp file to its content address; a duplicate is dropped.
+        Without `sync_dir` the caller owes a `sync_dirs([kind])` before it relies on the name."""
         final = self.path(kind, sha)
         if final.exists():
             os.unlink(tmp_path)
         else:
             os.replace(tmp_path, final)
-            _fsync_dir(final.parent)
+            if sync_dir:
+                _fsync_dir(final.parent)
         return final
 
-    def write(self, kind: str, data: bytes) -> str:
-        """Store `data`; return its sha256."""
+    def write(self, kind: str, data: bytes, sync_dir: bool = True) -> str:
+        """Store `data`; return its sha256 (see commit_temp for `sync_dir`)."""
         sha = hashlib.sha256(data).hexdigest()
         if self.path(kind, sha).exists():
             return sha
@@ -61,8 +66,13 @@ class Files:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        self.commit_temp(kind, tmp, sha)
+        self.commit_temp(kind, tmp, sha, sync_dir)
         return sha
+
+    def sync_dirs(self, kinds) -> None:
+        """Make the names of files written with sync_dir=False durable: one fsync per directory."""
+        for kind in dict.fromkeys(kinds):
+            _fsync_dir(self.root / kind)
 
     def read(self, kind: str, sha: str) -> bytes:
         return self.path(kind, sha).read_bytes()
@@ -73,10 +83,10 @@ class Files:
         except FileNotFoundError:
             pass
 
-    def write_arrays(self, kind: str, arrays: dict) -> str:
+    def write_arrays(self, kind: str, arrays: dict, sync_dir: bool = True) -> str:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        return self.write(kind, buf.getvalue())
+        return self.write(kind, buf.getvalue(), sync_dir)
 
     def read_arrays(self, kind: str, sha: str) -> dict:
         with np.load(self.path(kind, sha), allow_pickle=False) as npz:

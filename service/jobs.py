@@ -30,7 +30,7 @@ from .datasets import Datasets
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from .messages import ACTIVE, TERMINAL, job_message, state_event, state_name
 from .predict import Predictor
-from .recorder import Recorder, emit, recover, resolved
+from .recorder import Recorder, emit, recover, resolved, trace
 from .specs import EngineJob
 from .store import Store
 from .streams import stream_limit
@@ -127,6 +127,7 @@ class JobManager:
             self._unsent.add(row["id"])
             emit(tx, row["id"], [state_event(row["id"], pb.QUEUED, now)])
         self.changes.notify()
+        trace(row["id"], "submit_committed")
         log.info("job %s QUEUED epochs=%d%s", row["id"], job.config.epochs,
                  f" request_id={request_id}" if request_id else "")
         self._start(row, job)
@@ -282,7 +283,7 @@ class JobManager:
                                          f"not ready")
             raise FailedPrecondition(f"job {job_id} ended {state_name(row['state'])} without weights"
                                      + (f": {row['message']}" if row["message"] else ""))
-        msg = pb.JobResult.FromString(self.files.read("results", row["result_sha"]))
+        msg = pb.JobResult.FromString(self.store.result(row["result_sha"]))
         msg.job_id, msg.state, msg.attempt = job_id, row["state"], row["attempt"]
         if row["started_at"]:
             msg.timings.queued_seconds = max(0.0, row["started_at"] - row["created_at"])
@@ -348,6 +349,8 @@ class JobManager:
                 raise FailedPrecondition(f"job {job_id} is {state_name(row['state'])}; cancel it first")
             tx.delete_job(job_id)
             orphan = row["result_sha"] and not tx.result_in_use(row["result_sha"])
+            if orphan:
+                tx.delete_result(row["result_sha"])
         if orphan:
             self.files.remove("results", row["result_sha"])
         if row["checkpoint_sha"]:

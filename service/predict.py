@@ -32,7 +32,7 @@ class Predictor:
     def __init__(self, config: ServerConfig, store: Store):
         self.config = config
         self.limits = config.limits
-        self.files = store.files
+        self.store = store
         self._cache: OrderedDict = OrderedDict()     # job id -> (result sha, model, weights, norm, bytes)
         self._cache_lock = threading.Lock()
         self._cached_bytes = 0
@@ -61,7 +61,7 @@ class Predictor:
                 return entry[1:4]
         spec = job_pb2.JobSpec.FromString(row["spec"])
         model = to_engine(spec, self.limits, self.config.threads_per_worker).model
-        result = pb.JobResult.FromString(self.files.read("results", row["result_sha"]))
+        result = pb.JobResult.FromString(self.store.result(row["result_sha"]))
         weights, norm = result_weights(result), result_normalization(result)
         size = sum(w.nbytes + b.nbytes for w, b in weights)
         with self._cache_lock:

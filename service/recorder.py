@@ -1,15 +1,23 @@
 """The recorder: one thread that writes the executor's progress and outcomes to the store, and the
 recovery of unfinished jobs at start-up.
 
-Progress and outcomes arrive on an inbox; the recorder writes files first (results, checkpoints),
-then one transaction per batch of updates, then wakes the watchers. At start-up, jobs left RUNNING
-by a crash are queued again (attempt count kept, resuming from their last checkpoint); jobs left
-CANCELLING end CANCELLED.
+Progress and outcomes arrive on an inbox; the recorder takes everything waiting there as one
+batch (group commit: a short job's RUNNING, its epochs and its outcome in one transaction when
+they arrive together), writes the batch's files first (checkpoints and results larger than
+store.RESULT_INLINE_BYTES, each fsynced, then one directory fsync per kind for the batch), then
+one transaction, then wakes the watchers. A smaller result goes into the store's results table in
+the outcome's own transaction. A batch of progress only (RUNNING, epoch blocks) commits without
+an fsync (the next durable commit covers it); a batch with an outcome or a checkpoint commits
+durably, so SUCCEEDED is never visible before its result is durable. At start-up, jobs left
+RUNNING by a crash are queued again (attempt count kept, resuming from their last checkpoint);
+jobs left CANCELLING end CANCELLED.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -20,10 +28,30 @@ from fusetrain.v1 import service_pb2 as pb
 
 from . import executor as ex, history
 from .messages import TERMINAL, epoch_metrics, pack_epoch_block, result_message, state_event, state_name
-from .store import Store, pack_events
+from .store import RESULT_INLINE_BYTES, Store, pack_events
 from .watch import Changes
 
 log = logging.getLogger("fusetrain.jobs")
+
+_TRACE_FD = None
+
+
+def _trace_fd():
+    global _TRACE_FD
+    if _TRACE_FD is None:
+        path = os.environ.get("FUSETRAIN_TRACE")
+        _TRACE_FD = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if path else -1
+    return _TRACE_FD
+
+
+def trace(job_id: str, stage: str, when: float = 0.0) -> None:
+    """With FUSETRAIN_TRACE=FILE set: append "job_id stage wall-clock-seconds" to FILE (one
+    unbuffered write; benchmarks/service_bench.py reads it to say where a round trip's time goes).
+    Without it: nothing."""
+    fd = _TRACE_FD if _TRACE_FD is not None else _trace_fd()
+    if fd >= 0:
+        os.write(fd, f"{job_id} {stage} {when or time.time():.6f}\n".encode())
+
 
 _OUTCOME_STATE = {ex.SUCCEEDED: pb.SUCCEEDED, ex.FAILED: pb.FAILED, ex.CANCELLED: pb.CANCELLED}
 INBOX_BATCH = 1000          # executor updates written in one transaction at most
@@ -66,6 +94,7 @@ class Recorder:
 
     def done(self, job_id: str, future: Future) -> None:
         """Record the outcome in `future` once it resolves."""
+        trace(job_id, "outcome_queued")
         self._inbox.put(("done", job_id, future))
 
     def close(self) -> None:
@@ -113,8 +142,9 @@ class Recorder:
                 delay = min(delay * 2, 2.0)
 
     def _record(self, batch: list) -> None:
-        # Files first (outside the transaction), then one transaction for the whole batch.
-        prepared = []
+        # Files first (outside the transaction; one directory fsync per kind for the whole batch),
+        # then one transaction for the whole batch: durable when it holds an outcome or a checkpoint.
+        prepared, synced, inline = [], [], {}
         for kind, job_id, payload in batch:
             if kind == "done":
                 if payload.cancelled():
@@ -123,17 +153,31 @@ class Recorder:
                 result_sha = checkpoint_sha = None
                 if outcome.result is not None:
                     encoded = outcome.result.get("encoded") or result_message(outcome.result).SerializeToString()
-                    result_sha = self.files.write("results", encoded)
+                    if len(encoded) <= RESULT_INLINE_BYTES:
+                        result_sha = hashlib.sha256(encoded).hexdigest()
+                        inline[result_sha] = encoded
+                    else:
+                        result_sha = self.files.write("results", encoded, sync_dir=False)
+                        synced.append("results")
                 if outcome.state is not None:
-                    checkpoint_sha = self.files.write_arrays("checkpoints", outcome.state)
+                    checkpoint_sha = self.files.write_arrays("checkpoints", outcome.state, sync_dir=False)
+                    synced.append("checkpoints")
                 prepared.append((kind, job_id, (outcome, result_sha, checkpoint_sha)))
             elif kind == ex.CHECKPOINT:
-                prepared.append((kind, job_id, self.files.write_arrays("checkpoints", payload)))
+                prepared.append((kind, job_id, self.files.write_arrays("checkpoints", payload, sync_dir=False)))
+                synced.append("checkpoints")
             else:
                 prepared.append((kind, job_id, payload))
+        self.files.sync_dirs(synced)
+        durable = any(kind in ("done", ex.CHECKPOINT) for kind, _, _ in prepared)
         stale, lines = [], []
         now = time.time()
-        with self.store.tx() as tx:
+        tracing = (_TRACE_FD if _TRACE_FD is not None else _trace_fd()) >= 0
+        if tracing:
+            for kind, job_id, _ in prepared:
+                if kind == "done":
+                    trace(job_id, "commit_begin", now)
+        with self.store.tx(durable=durable) as tx:
             for kind, job_id, payload in prepared:
                 row = tx.job(job_id)
                 if row is None or row["state"] in TERMINAL:
@@ -160,7 +204,13 @@ class Recorder:
                         stale.append(row["checkpoint_sha"])
                     tx.update_job(job_id, checkpoint_sha=payload)
                 elif kind == "done":
+                    if payload[1] in inline:        # the result, in the outcome's transaction
+                        tx.put_result(payload[1], inline[payload[1]])
                     lines.append(self._finish(tx, row, *payload, now=now, stale=stale))
+        if tracing:
+            for kind, job_id, _ in prepared:
+                if kind == "done":
+                    trace(job_id, "committed")
         for sha in stale:
             self.files.remove("checkpoints", sha)
         self.changes.notify()

@@ -2,8 +2,12 @@
 
 One connection per process, shared by the server's threads under one lock; every write is a
 `BEGIN IMMEDIATE` transaction (`with store.tx() as tx:`), committed with synchronous=FULL before
-the caller acknowledges anything. Only the server process opens the store: workers send their
-results back to it. Rows are plain dicts; jobs.py turns them into messages.
+the caller acknowledges anything. The recorder's progress-only transactions (RUNNING, epoch
+blocks: `tx(durable=False)`) skip the fsync (synchronous=NORMAL); the next FULL commit's fsync
+covers them (WAL frames are appended in order). Results up to RESULT_INLINE_BYTES live in the
+`results` table, committed with their job's outcome (one fsync for both); larger ones are files.
+Only the server process opens the store: workers send their results back to it. Rows are plain
+dicts; jobs.py turns them into messages.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Iterable, Optional
 
 from .errors import Unavailable
 from .files import Files
+from .schema import JOB_COLUMNS, SCHEMA, SCHEMA_VERSION, migrate, request_id_of, request_key  # noqa: F401
 
 
 def storage_unavailable(exc: BaseException) -> Unavailable:
@@ -27,94 +32,8 @@ def storage_unavailable(exc: BaseException) -> Unavailable:
     what = getattr(exc, "strerror", None) or str(exc)
     return Unavailable(f"the job store is unavailable ({what}); nothing was changed, try again later")
 
-SCHEMA_VERSION = 4   # 2: jobs.owner; 3: request ids keyed by (owner, request id); 4: jobs.spec_data_sha
 
-
-def request_key(owner: Optional[str], request_id: str) -> Optional[str]:
-    """A client request id as stored: the pair (owner, id) in one unambiguous string (a JSON
-    array), so no two owners' ids can collide whatever characters they hold."""
-    if not request_id:
-        return None
-    return json.dumps([owner or "", request_id], ensure_ascii=False, separators=(",", ":"))
-
-
-def request_id_of(key: Optional[str]) -> str:
-    """The client's request id in a stored key."""
-    if not key:
-        return ""
-    return json.loads(key)[1]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order
-    id             TEXT NOT NULL UNIQUE,
-    state          INTEGER NOT NULL,                   -- fusetrain.v1.JobState
-    spec           BLOB NOT NULL,                      -- serialized JobSpec, without the inline data
-                                                       -- tensors when spec_data_sha is set
-    spec_sha       TEXT NOT NULL,
-    request_id     TEXT UNIQUE,
-    batch_id       TEXT,
-    name           TEXT NOT NULL DEFAULT '',
-    labels         TEXT NOT NULL DEFAULT '{}',         -- JSON object
-    failure_reason INTEGER NOT NULL DEFAULT 0,         -- fusetrain.v1.FailureReason
-    message        TEXT NOT NULL DEFAULT '',
-    attempt        INTEGER NOT NULL DEFAULT 0,
-    epochs_done    INTEGER NOT NULL DEFAULT 0,
-    epochs_total   INTEGER NOT NULL DEFAULT 0,
-    latest         BLOB,                               -- serialized EpochMetrics
-    created_at     REAL NOT NULL,
-    started_at     REAL,
-    finished_at    REAL,
-    result_sha     TEXT,                               -- results/<sha>.pb
-    checkpoint_sha TEXT,                               -- checkpoints/<sha>.npz
-    next_seq       INTEGER NOT NULL DEFAULT 1,         -- next event sequence number
-    owner          TEXT NOT NULL DEFAULT '',           -- the token's owner ('' without authentication)
-    spec_data_sha  TEXT                                -- specdata/<sha>.pb: the spec's inline tensors
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq);
-CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs(batch_id, seq);
-CREATE TABLE IF NOT EXISTS events (
-    job_id    TEXT NOT NULL,
-    seq_first INTEGER NOT NULL,
-    seq_last  INTEGER NOT NULL,
-    kind      INTEGER NOT NULL,                        -- 0: JobEvents, 1: a block of epoch metrics
-    payload   BLOB NOT NULL,                           -- 0: length-prefixed JobEvent messages,
-                                                       -- 1: float64 (epochs, 1 + metrics): time, then
-                                                       --    executor.METRIC_FIELDS
-    PRIMARY KEY (job_id, seq_last)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS datasets (
-    id         TEXT PRIMARY KEY,                       -- sha256 of the bytes
-    name       TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    arrays     TEXT NOT NULL,                          -- JSON {name: {dtype, shape}}
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dataset_owners (                -- who uploaded a dataset, under which name
-    dataset_id TEXT NOT NULL,                          -- datasets.id
-    owner      TEXT NOT NULL,                          -- the token's owner ('' without authentication)
-    name       TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (dataset_id, owner)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS batches (
-    id          TEXT PRIMARY KEY,
-    request_id  TEXT UNIQUE,
-    request_sha TEXT NOT NULL,
-    job_ids     TEXT NOT NULL,                         -- JSON list, in request order
-    created_at  REAL NOT NULL
-);
-"""
-
-# Created after the migrations (they add the columns these name).
-INDEXES = """
-CREATE INDEX IF NOT EXISTS jobs_by_spec_data ON jobs(spec_data_sha) WHERE spec_data_sha IS NOT NULL;
-"""
-
-JOB_COLUMNS = ("seq", "id", "state", "spec", "spec_sha", "request_id", "batch_id", "name", "labels",
-               "failure_reason", "message", "attempt", "epochs_done", "epochs_total", "latest",
-               "created_at", "started_at", "finished_at", "result_sha", "checkpoint_sha", "next_seq", "owner",
-               "spec_data_sha")
+RESULT_INLINE_BYTES = 256 * 1024   # results up to this size live in the results table, not files
 
 
 def pack_events(payloads: Iterable[bytes]) -> bytes:
@@ -223,6 +142,13 @@ class Tx:
     def result_in_use(self, sha: str) -> bool:
         return self.c.execute("SELECT 1 FROM jobs WHERE result_sha = ? LIMIT 1", (sha,)).fetchone() is not None
 
+    def put_result(self, sha: str, data: bytes) -> None:
+        """Store a result's bytes in the results table (content-addressed: a duplicate is kept once)."""
+        self.c.execute("INSERT OR IGNORE INTO results (sha, data) VALUES (?, ?)", (sha, data))
+
+    def delete_result(self, sha: str) -> None:
+        self.c.execute("DELETE FROM results WHERE sha = ?", (sha,))
+
 
 class Store:
     """SQLite + files under `data_dir`; safe to share between the server's threads."""
@@ -239,43 +165,23 @@ class Store:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self.tx() as tx:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    tx.c.execute(statement)
-            version = tx.c.execute("PRAGMA user_version").fetchone()[0]
-            fresh = version == 0
-            if version == 1:     # a store made before jobs had owners: they belong to no token
-                tx.c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-                version = 2
-            if version == 2:     # request ids were stored as 'owner/id'
-                _migrate_request_ids(tx.c)
-                version = 3
-            if version == 3:     # every spec was stored whole, inline data included
-                if "spec_data_sha" not in {r[1] for r in tx.c.execute("PRAGMA table_info(jobs)")}:
-                    tx.c.execute("ALTER TABLE jobs ADD COLUMN spec_data_sha TEXT")
-                version = SCHEMA_VERSION
-            if not fresh and version != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.data_dir}: store schema {version}, this server knows "
-                                   f"{SCHEMA_VERSION}")
-            tx.c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            for statement in INDEXES.split(";"):
-                if statement.strip():
-                    tx.c.execute(statement)
+            migrate(tx.c, str(self.data_dir))
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     @contextmanager
-    def tx(self):
+    def tx(self, durable: bool = True):
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised with every other use.
-        SQLite's operational failures (locked, full, I/O) become Unavailable, rolled back."""
+        SQLite's operational failures (locked, full, I/O) become Unavailable, rolled back.
+        `durable=False` commits without an fsync (synchronous=NORMAL), for progress that recovery
+        can do without; the next durable commit makes it durable too."""
         with self._lock:
             try:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise storage_unavailable(exc) from None
-            try:
                 yield Tx(self._conn)
                 self._conn.execute("COMMIT")
             except BaseException as exc:
@@ -287,6 +193,9 @@ class Store:
                 if isinstance(exc, sqlite3.OperationalError):
                     raise storage_unavailable(exc) from None
                 raise
+            finally:
+                if not durable:             # never leave the connection committing without fsync
+                    self._conn.execute("PRAGMA synchronous=FULL")
 
     # ---------------------------------------------------------------------------------- reads
 
@@ -339,6 +248,11 @@ class Store:
         """The inline data tensors of a job's spec, stored apart (b"" when its row holds them)."""
         return self.files.read("specdata", row["spec_data_sha"]) if row.get("spec_data_sha") else b""
 
+    def result(self, sha: str) -> bytes:
+        """A result's serialized JobResult: from the results table, else its file."""
+        rows = self._query("SELECT data FROM results WHERE sha = ?", (sha,))
+        return rows[0][0] if rows else self.files.read("results", sha)
+
     def unfinished_jobs(self) -> list[dict]:
         return [_job_row(r) for r in self._query(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state IN (1, 2, 3) ORDER BY seq")]
@@ -366,23 +280,6 @@ class Store:
             elif owners:
                 return None
         return out
-
-
-def _migrate_request_ids(c: sqlite3.Connection) -> None:
-    """Schema 2 -> 3: 'owner/id' (or a bare id without an owner) becomes request_key(owner, id)."""
-    def split(owner: str, stored: str) -> str:
-        return stored[len(owner) + 1:] if owner and stored.startswith(owner + "/") else stored
-
-    for job_id, owner, stored in c.execute("SELECT id, owner, request_id FROM jobs "
-                                           "WHERE request_id IS NOT NULL").fetchall():
-        c.execute("UPDATE jobs SET request_id = ? WHERE id = ?", (request_key(owner, split(owner, stored)), job_id))
-    for batch_id, stored, job_ids in c.execute("SELECT id, request_id, job_ids FROM batches "
-                                               "WHERE request_id IS NOT NULL").fetchall():
-        ids = json.loads(job_ids)
-        row = c.execute("SELECT owner FROM jobs WHERE id = ?", (ids[0],)).fetchone() if ids else None
-        owner = row[0] if row else ""
-        c.execute("UPDATE batches SET request_id = ? WHERE id = ?",
-                  (request_key(owner, split(owner, stored)), batch_id))
 
 
 def _job_row(row) -> Optional[dict]:
