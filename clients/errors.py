@@ -1,18 +1,35 @@
 """The client's exceptions: every gRPC failure becomes an `RpcError` subclass carrying the status
 code and the server's message; bad local input is a `SpecError`; a job that did not succeed is
-`JobFailed`. The command line maps each to an exit code (cli.py)."""
+`JobFailed`. The command line maps each to an exit code (cli.py).
+
+The base class and the status code names are the wire's (fusetrain.wire.errors), shared with the
+service: `code_name` is the status code an error travels as. The service's errors carry the field
+at fault; the client's carry the status code it received, so the classes themselves differ.
+"""
 
 from __future__ import annotations
 
 from typing import Optional
 
+from fusetrain.wire import errors as wire
+from fusetrain.wire.errors import FusetrainError
 
-class FusetrainError(Exception):
-    """Base class of everything the client raises on purpose."""
+__all__ = ["FusetrainError", "SpecError", "MissingExtra", "RpcError", "InvalidArgument", "NotFound",
+           "AlreadyExists", "FailedPrecondition", "ResourceExhausted", "Unauthenticated", "Unavailable",
+           "DeadlineExceeded", "from_grpc", "from_wire", "JobFailed"]
 
 
 class SpecError(FusetrainError, ValueError):
     """A job file, sweep file or data file that cannot be used; the message names the file or field."""
+
+
+class MissingExtra(SpecError):
+    """A feature whose dependencies this install lacks; the message is the pip command that adds
+    them (e.g. `fusetrain train --local` without the engine: pip install 'fusetrain[server]')."""
+
+    def __init__(self, message: str, extra: str):
+        self.extra = extra
+        super().__init__(message)
 
 
 class RpcError(FusetrainError):
@@ -63,10 +80,10 @@ class DeadlineExceeded(RpcError):
 
 
 _BY_CODE = {
-    "INVALID_ARGUMENT": InvalidArgument, "NOT_FOUND": NotFound, "ALREADY_EXISTS": AlreadyExists,
-    "FAILED_PRECONDITION": FailedPrecondition, "RESOURCE_EXHAUSTED": ResourceExhausted,
-    "UNAUTHENTICATED": Unauthenticated, "PERMISSION_DENIED": Unauthenticated,
-    "UNAVAILABLE": Unavailable, "DEADLINE_EXCEEDED": DeadlineExceeded,
+    wire.INVALID_ARGUMENT: InvalidArgument, wire.NOT_FOUND: NotFound, wire.ALREADY_EXISTS: AlreadyExists,
+    wire.FAILED_PRECONDITION: FailedPrecondition, wire.RESOURCE_EXHAUSTED: ResourceExhausted,
+    wire.UNAUTHENTICATED: Unauthenticated, wire.PERMISSION_DENIED: Unauthenticated,
+    wire.UNAVAILABLE: Unavailable, wire.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
 
@@ -78,11 +95,23 @@ def from_grpc(exc, method: str = "") -> RpcError:
     error = cls(code, details or "", method)
     if cls is ResourceExhausted and hasattr(exc, "trailing_metadata"):
         for key, value in exc.trailing_metadata() or ():
-            if key == "retry-after-seconds":
+            if key == wire.RETRY_AFTER_KEY:
                 try:
                     error.retry_after = float(value)
                 except ValueError:
                     pass
+    return error
+
+
+def from_wire(exc: FusetrainError, method: str = "") -> RpcError:
+    """The RpcError a server would have answered for one of the service's own errors, raised in
+    this process (`train --local` runs the service's checks in-process)."""
+    import grpc
+
+    code = getattr(grpc.StatusCode, exc.code_name or "UNKNOWN")
+    error = _BY_CODE.get(exc.code_name, RpcError)(code, str(exc), method)
+    if isinstance(error, ResourceExhausted):
+        error.retry_after = float(getattr(exc, "retry_after", 0.0) or 0.0)
     return error
 
 

@@ -17,6 +17,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from fusetrain.wire.metrics import EPOCH_FIELDS
+
 # Outcome.status values.
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
@@ -28,9 +30,9 @@ STARTED = "started"          # payload: {"attempt", "time", "worker"}
 EPOCHS = "epochs"            # payload: float64 array (epochs, len(METRIC_FIELDS))
 CHECKPOINT = "checkpoint"    # payload: TrainState.arrays()
 
-# Columns of the per-epoch metrics arrays (epochs and result["history"]), as in engine.EpochMetrics.
-METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                 "seconds", "samples_per_second")
+# Columns of the per-epoch metrics arrays (epochs and result["history"]): the fields of the
+# EpochMetrics message, which engine.EpochMetrics has too (tests/wire/test_metrics.py).
+METRIC_FIELDS = EPOCH_FIELDS
 
 # cancel() answers.
 CANCELLED_QUEUED = "queued"      # it had not started: its future is resolved CANCELLED
