@@ -29,11 +29,9 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "service"))
 
-from fusetrain.service.launch import ServerProcess  # noqa: E402
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc  # noqa: E402
-from service_helpers import npz_bytes, seeds_data, upload  # noqa: E402
+from helpers import ServerProcess, npz_bytes, seeds_data, upload  # noqa: E402
 
 
 def seeds_job(dataset_id: str, epochs: int) -> job_pb2.JobSpec:

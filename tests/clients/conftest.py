@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))   # client_helpers, under --import-mode=importlib
 
 from fusetrain.client.cli import main  # noqa: E402
-from fusetrain.service.launch import ServerProcess  # noqa: E402
+from helpers import ServerProcess  # noqa: E402
 
 
 @pytest.fixture(scope="session")

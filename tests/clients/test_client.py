@@ -15,7 +15,7 @@ from client_helpers import EXAMPLES, blobs, blobs_spec
 
 from fusetrain.client import (Client, EpochEvent, FailedPrecondition, InvalidArgument, JobFailed, NotFound,
                               StateEvent, Unavailable)
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)

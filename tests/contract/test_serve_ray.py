@@ -14,7 +14,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 
 from service_helpers import long_spec, npz_bytes, seeds_data, seeds_spec, upload, wait_done, xor_spec

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "service")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "service"), str(HERE.parents[1] / "benchmarks")]
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -187,7 +187,7 @@ def _after_checks(address: str, attacks: list[Attacks], tally: Tally, end: float
 
 def run_hostile(data_dir: Path, seconds: float = 120, honest: int = 8, long_epochs: int = 200_000,
                 list_jobs: int = 1000, pause: float = 0.05, max_attempts: int = 100_000, seed: int = 0) -> dict:
-    from fusetrain.service.launch import ServerProcess
+    from helpers import ServerProcess
     data_dir.mkdir(parents=True, exist_ok=True)
     tokens = data_dir.parent / "tokens"
     tokens.write_text("".join(f"{k} {v}\n" for k, v in TOKENS.items()))

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "service")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "service"), str(HERE.parents[1] / "benchmarks")]
 
 from reliability_helpers import percentile, rss_bytes  # noqa: E402
 
@@ -32,7 +32,7 @@ def _spec(i: int):
 def _client_process(address: str, first: int, clients: int, jobs: int, deadline: float, out) -> None:
     """`clients` threads in one process; sends back {rpc: [seconds]}, Counter of codes, done count."""
     import grpc
-    sys.path[:0] = [str(HERE), str(HERE.parent / "service")]
+    sys.path[:0] = [str(HERE), str(HERE.parent / "service"), str(HERE.parents[1] / "benchmarks")]
     from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 
     latencies: dict = defaultdict(list)
@@ -125,7 +125,7 @@ def report(f: dict) -> str:
 
 
 def main() -> int:
-    from fusetrain.service.launch import ServerProcess
+    from helpers import ServerProcess
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=64)

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "service")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "service"), str(HERE.parents[1] / "benchmarks")]
 
 from reliability_helpers import free_port  # noqa: E402
 from service_helpers import long_spec  # noqa: E402
 
 from fusetrain.client import Client, errors  # noqa: E402
-from fusetrain.service.launch import ServerProcess  # noqa: E402
+from helpers import ServerProcess  # noqa: E402
 from fusetrain.v1 import service_pb2 as pb  # noqa: E402
 
 SPECS = 10          # distinct specs (model seeds); job i runs spec i % SPECS

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from reliability_helpers import ALICE, env_int, rss_bytes, stub_for
 from service_helpers import npz_bytes, xor_spec
 
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 EXAMPLES = env_int("FUSETRAIN_FUZZ_EXAMPLES", 60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from load import report, run_load
 
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 
 
 def test_load_small(tmp_path):

@@ -66,7 +66,7 @@ def test_priority_is_validated():
 def test_the_pool_starts_higher_priorities_first(tmp_path):
     """A real process pool with one worker, busy with a blocker: queued jobs then start by
     priority (ties in submission order)."""
-    from fusetrain.service.launch import ServerProcess
+    from helpers import ServerProcess
     proc = ServerProcess(tmp_path / "data", "--workers", "1")
     try:
         proc.wait_healthy()

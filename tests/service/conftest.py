@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))   # service_helpers, under --impo
 from service_helpers import ThreadExecutor  # noqa: E402
 
 from fusetrain.service.config import ServerConfig, ServiceLimits  # noqa: E402
-from fusetrain.service.launch import ServerProcess  # noqa: E402
+from helpers import ServerProcess  # noqa: E402
 from fusetrain.service.server import Server  # noqa: E402
 from fusetrain.v1 import service_pb2_grpc  # noqa: E402
 

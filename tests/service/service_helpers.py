@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from fusetrain.service import executor as ex
 from fusetrain.service.config import ServerConfig, ServiceLimits
 from fusetrain.service.jobfn import run_job
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 from fusetrain.service.server import Server
 from fusetrain.service.specs import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc

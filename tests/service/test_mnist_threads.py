@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fusetrain.client import Client
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "examples" / "jobs" / "mnist.yaml"

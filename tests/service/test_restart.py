@@ -12,7 +12,7 @@ import pytest
 
 from fusetrain import engine
 from fusetrain.service.config import ServiceLimits
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 from fusetrain.service.messages import weights_sha256
 from fusetrain.service.specs import load_source, to_engine
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc

@@ -14,7 +14,7 @@ from fusetrain import engine
 from fusetrain.client.cli import main
 from fusetrain.engine import cache
 from fusetrain.engine.warm import PATHS
-from fusetrain.service.launch import ServerProcess
+from helpers import ServerProcess
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 from service_helpers import wait_done, xor_spec
 

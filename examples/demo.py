@@ -1,4 +1,5 @@
-"""`make demo`: start a service, train XOR and a seeds sweep through it over gRPC, then stop it."""
+"""`make demo` (python examples/demo.py): start a service, train XOR and a seeds sweep through it
+over gRPC with the generated stubs, then stop it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
-
-from .launch import ServerProcess
-from .specs import array_to_tensor
+from fusetrain.wire.tensors import array_to_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from helpers import ServerProcess  # noqa: E402  -- starts `fusetrain serve`, waits for SERVING
+
 SEEDS = ROOT.parent / "shared" / "datasets" / "seeds_dataset.csv"
 
 

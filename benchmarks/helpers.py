@@ -1,7 +1,14 @@
-"""Start `fusetrain serve` as a child process and wait until it is healthy (tests, demo, benchmark)."""
+"""Helpers of the benchmarks (and of the tests and the demo that start servers): `ServerProcess`
+starts `fusetrain serve` as a child process and waits until it is healthy; XOR and UCI seeds
+data and uploads for the service benchmarks.
+
+Not part of the product: nothing under fusetrain.* imports it. Scripts put this folder on
+sys.path (pytest does: pyproject's pythonpath) and `from helpers import ServerProcess`.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -13,7 +20,13 @@ from pathlib import Path
 from typing import Optional
 
 import grpc
+import numpy as np
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fusetrain.v1 import job_pb2, service_pb2 as pb
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 _LISTENING = re.compile(r"fusetrain listening on (\S+);")
 
@@ -89,3 +102,48 @@ class ServerProcess:
         """SIGKILL, as in a crash: no shutdown code runs (workers die with their parent)."""
         self.proc.kill()
         self.proc.wait()
+
+
+# ------------------------------------------------------------------------------- data and jobs
+
+def xor_spec(**training) -> job_pb2.JobSpec:
+    """XOR, 2-4-1 tanh/sigmoid, Adam, full batch, inline data: learns to 100% in 500 epochs."""
+    return json_format.ParseDict({
+        "name": "xor", "labels": {"task": "xor"},
+        "model": {"inputs": 2, "layers": [{"units": 4, "activation": "tanh"},
+                                          {"units": 1, "activation": "sigmoid"}],
+                  "loss": "binary_cross_entropy", "seed": 1},
+        "optimizer": {"kind": "adam", "learning_rate": 0.05},
+        "training": {"epochs": 500, "batch_size": 0, **training},
+        "data": {"train": {"x": {"shape": [4, 2], "values": [0, 0, 0, 1, 1, 0, 1, 1]},
+                           "y": {"shape": [4, 1], "values": [0, 1, 1, 0]}}},
+    }, job_pb2.JobSpec())
+
+
+def seeds_data() -> tuple[np.ndarray, np.ndarray]:
+    """UCI wheat seeds (min-max normalised, one-hot classes), or a same-shaped stand-in when the
+    shared data is absent (timings need the shape, not the accuracy)."""
+    path = SHARED / "seeds_dataset.csv"
+    if path.exists():
+        raw = np.loadtxt(path, delimiter=",")
+        x, labels = raw[:, :7], raw[:, 7].astype(int) - 1
+    else:
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(3), 70)
+        x = rng.normal(size=(210, 7)) + labels[:, None]
+    x = (x - x.min(0)) / (x.max(0) - x.min(0))
+    return x.astype(np.float32), np.eye(3, dtype=np.float32)[labels]
+
+
+def npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def upload(stub, data: bytes, name: str = "data", chunk: int = 1 << 20) -> pb.Dataset:
+    """UploadDataset in chunks; the Dataset message (its id is the sha256 of `data`)."""
+    def requests():
+        for start in range(0, len(data), chunk):
+            yield pb.UploadDatasetRequest(name=name if start == 0 else "", chunk=data[start:start + chunk])
+    return stub.UploadDataset(requests())
