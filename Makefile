@@ -2,13 +2,18 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CKSUM  := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# One .venv, one stamp per install (each redone when pyproject.toml changes):
+#   SERVER_STAMP  .[server]: the engine and the service, all that `make run` and the demos need
+#   STAMP         .[server,export,test]: the exports, the test tools and the tests' peers (make test)
+SERVER_STAMP := $(VENV)/.server-$(CKSUM)
+STAMP        := $(VENV)/.installed-$(CKSUM)
 
 ADDRESS  ?= 127.0.0.1:50051
 DATA_DIR ?= data
 PROTOS   := $(wildcard proto/fusetrain/v1/*.proto)
 
-.PHONY: help install run demo classic test compare mnist clean proto bench-service
+.PHONY: help install install-server run demo classic test compare mnist clean proto bench-service
 
 help:
 	@echo "make run       start the fusetrain gRPC service on $(ADDRESS) (data in $(DATA_DIR))"
@@ -20,30 +25,40 @@ help:
 	@echo "make proto     regenerate fusetrain.v1 from proto/fusetrain/v1/*.proto"
 	@echo "make bench-service   the service's latency, batch throughput and cold start"
 
+$(SERVER_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[server]'
+	rm -f $(VENV)/.server-*
+	touch $@
+
+# Everything .[server] has and more: the server stamp is touched too.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $@
+	$(PY) -m pip install --quiet -e '.[server,export,test]'
+	rm -f $(VENV)/.installed-* $(VENV)/.server-*
+	touch $@ $(SERVER_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+install-server: $(SERVER_STAMP)
+
+run: $(SERVER_STAMP)
 	$(VENV)/bin/fusetrain serve --address $(ADDRESS) --data-dir $(DATA_DIR)
 
-demo: $(STAMP)
-	$(PY) -m fusetrain.service.demo
+demo: $(SERVER_STAMP)
+	$(PY) examples/demo.py
 
 # Generated modules are committed; tests/service/test_proto.py checks that this changes nothing.
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto $(PROTOS)
 
-bench-service: $(STAMP)
+bench-service: $(SERVER_STAMP)
 	$(PY) benchmarks/service_bench.py
 
 # The engine alone on the classic examples: worked 2-2-1, XOR, seeds 5-fold CV, 1,000 models.
-classic: $(STAMP)
+classic: $(SERVER_STAMP)
 	$(PY) examples/classic.py
 
 # The whole suite, then the kernel tests once more with the JIT off (kernels as plain Python).
@@ -53,10 +68,10 @@ test: $(STAMP)
 
 # The speed comparison's peers (the .[compare] extra: torch, JAX, scikit-learn) go into the
 # same .venv on first use; `make test` never needs them. Options: make compare ARGS="--quick".
-COMPARE_STAMP := $(VENV)/.compare-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+COMPARE_STAMP := $(VENV)/.compare-$(CKSUM)
 
-$(COMPARE_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[compare]'
+$(COMPARE_STAMP): $(SERVER_STAMP)
+	$(PY) -m pip install --quiet -e '.[server,compare]'
 	rm -f $(VENV)/.compare-*
 	touch $@
 
@@ -67,10 +82,10 @@ compare: $(COMPARE_STAMP)
 # with a private Ray on 127.0.0.1 started and stopped by the tests, and the 200-job sweep local vs Ray
 # (options: make bench-ray ARGS="--jobs 50").
 .PHONY: test-ray bench-ray
-RAY_STAMP := $(VENV)/.ray-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+RAY_STAMP := $(VENV)/.ray-$(CKSUM)
 
 $(RAY_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[ray]'
+	$(PY) -m pip install --quiet -e '.[server,ray]'
 	rm -f $(VENV)/.ray-*
 	touch $@
 
@@ -81,7 +96,7 @@ bench-ray: $(RAY_STAMP)
 	$(PY) benchmarks/ray_sweep.py $(ARGS)
 
 # MNIST 784-256-10 with the engine (needs ../shared/datasets/mnist; says so and exits 0 without).
-mnist: $(STAMP)
+mnist: $(SERVER_STAMP)
 	$(PY) benchmarks/mnist.py $(ARGS)
 
 clean:
