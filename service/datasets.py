@@ -9,6 +9,7 @@ checked to be finite a chunk at a time.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -258,3 +259,17 @@ class Datasets:
         if row is None:
             raise NotFound(f"dataset {dataset_id!r} not found")
         return dataset_message(row, already=True)
+
+    def list(self, owner: Optional[str] = None, prefix: str = "") -> list[pb.Dataset]:
+        """The datasets `owner` uploaded (or that nobody is recorded as owning), newest first,
+        whose id starts with `prefix` (ListDatasets; the command line's id prefixes)."""
+        owner = owner or ""
+        like = prefix.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        rows = self.store._query(
+            "SELECT d.id, COALESCE(o.name, d.name), d.size_bytes, d.arrays, COALESCE(o.created_at, d.created_at) "
+            "FROM datasets d LEFT JOIN dataset_owners o ON o.dataset_id = d.id AND o.owner = ? "
+            "WHERE d.id LIKE ? AND (o.owner IS NOT NULL OR NOT EXISTS "
+            "(SELECT 1 FROM dataset_owners x WHERE x.dataset_id = d.id)) ORDER BY 5 DESC", (owner, like))
+        return [dataset_message({"id": r[0], "name": r[1], "size_bytes": r[2], "arrays": json.loads(r[3]),
+                                 "created_at": r[4]}, already=True) for r in rows]
+

@@ -4,62 +4,24 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from typing import Iterable
 
 from google.protobuf import json_format, struct_pb2
 
 from fusetrain.v1 import job_pb2
+from fusetrain.wire import paths
 
 from .errors import InvalidArgument
 
-_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
 
 def apply_override(spec: job_pb2.JobSpec, path: str, value, where: str) -> None:
-    """Set the field at dotted `path` (JSON names, `[i]` for list items) of `spec` to `value`.
-
-    `value` is a plain Python value as in a JSON job file (a number, string, bool, list or dict).
-    """
-    parts = path.split(".") if path else []
-    if not parts:
-        raise InvalidArgument(f"{where}.field", "is empty")
-    msg = spec
-    for n, part in enumerate(parts):
-        match = _PART.match(part)
-        if not match:
-            raise InvalidArgument(f"{where}.field", f"cannot read {path!r} at {part!r}")
-        name, indexes = _snake(match.group(1)), [int(i) for i in re.findall(r"\d+", match.group(2))]
-        fd = msg.DESCRIPTOR.fields_by_name.get(name)
-        if fd is None:
-            raise InvalidArgument(f"{where}.field", f"{path!r}: {msg.DESCRIPTOR.name} has no field {name!r}")
-        last = n == len(parts) - 1
-        if last and not indexes:
-            try:
-                json_format.ParseDict({name: value}, msg)
-            except json_format.ParseError as exc:
-                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
-            return
-        target = getattr(msg, name)
-        for i in indexes:
-            if not fd.is_repeated or fd.message_type is None:
-                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a list of messages")
-            if i >= len(target):
-                raise InvalidArgument(f"{where}.field", f"{path!r}: {name} has {len(target)} items")
-            target = target[i]
-        if last:
-            try:
-                json_format.ParseDict(value, target)
-            except (json_format.ParseError, AttributeError, TypeError) as exc:
-                raise InvalidArgument(f"{where}.values", f"{path}: {exc}") from None
-            return
-        if fd.message_type is None:
-            raise InvalidArgument(f"{where}.field", f"{path!r}: {name} is not a message")
-        msg = target
+    """Set the field at dotted `path` (proto or JSON names, `[i]` for list items) of `spec` to
+    `value`, a plain Python value as in a JSON job file (fusetrain.wire.paths, the parser the
+    client's --set uses too)."""
+    try:
+        paths.set_in_message(spec, path, value)
+    except paths.FieldPathError as exc:
+        raise InvalidArgument(f"{where}.{'values' if exc.kind == 'value' else 'field'}", str(exc)) from None
 
 
 def check_finite(value: struct_pb2.Value, where: str) -> None:

@@ -106,6 +106,7 @@ def result_message(result: dict) -> pb.JobResult:
         history=[epoch_metrics(row) for row in result["history"]],
         final=pb.FinalMetrics(train_loss=_finite(final.get("train_loss"))),
         timings=pb.Timings(compile_seconds=result["compile_seconds"], train_seconds=result["train_seconds"]))
+    msg.class_names.extend(result.get("class_names") or ())
     for key in ("train_accuracy", "val_loss", "val_accuracy"):
         value = final.get(key)
         if value is not None and not math.isnan(value):

@@ -27,6 +27,42 @@ log = logging.getLogger("fusetrain.server")
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
 
 
+class AddressUnavailable(OSError):
+    """The address to listen on is in use (or not this machine's): one line names it and the option."""
+
+    def __init__(self, address: str, why: str = "in use or not available"):
+        self.address = address
+        super().__init__(f"cannot listen on {address}: the address is {why}; pass another with "
+                         f"--address HOST:PORT (make run ADDRESS=HOST:PORT), or port 0 for any free one")
+
+
+def check_address_free(address: str) -> None:
+    """Raise AddressUnavailable when `address` (HOST:PORT) cannot be bound now. gRPC would also
+    refuse it, but only after logging a C-core error; this asks first, with a plain socket."""
+    import errno
+    import socket
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port)
+    except ValueError:
+        raise AddressUnavailable(address, "not HOST:PORT") from None
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise AddressUnavailable(address, f"not one this machine has ({host!r} does not resolve)") from None
+    for family, kind, proto, _, where in infos[:1]:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(where)
+            except OSError as exc:
+                why = "in use" if exc.errno == errno.EADDRINUSE else f"not available ({exc.strerror})"
+                raise AddressUnavailable(address, why) from None
+
+
 class Server:
     """A running service: `start()` binds and serves, `stop()` drains and closes."""
 
@@ -35,7 +71,7 @@ class Server:
         self.tokens = load_tokens(config.token, config.token_file)
         check_bind(config.address, self.tokens, config.allow_unauthenticated)
         credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
-        self.manager = JobManager(config, executor_factory or ray_factory(config))
+        check_address_free(config.address)       # before any worker starts: a busy port is one line
         limit = config.limits.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
@@ -43,6 +79,16 @@ class Server:
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", -1),   # results of big models may be large
                      ("grpc.so_reuseport", 0)])
+        try:
+            self.port = (self.grpc.add_secure_port(config.address, credentials) if credentials is not None
+                         else self.grpc.add_insecure_port(config.address))
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise AddressUnavailable(config.address)
+        host = config.address.rsplit(":", 1)[0]
+        self.address = f"{host}:{self.port}"
+        self.manager = JobManager(config, executor_factory or ray_factory(config))
         self.stream_slots = slots = StreamSlots(stream_limit(config.limits.max_streams, config.rpc_threads),
                             config.limits.max_client_streams)
         service_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(self.manager, slots), self.grpc)
@@ -52,12 +98,6 @@ class Server:
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc)
-        self.port = (self.grpc.add_secure_port(config.address, credentials) if credentials is not None
-                     else self.grpc.add_insecure_port(config.address))
-        if self.port == 0:
-            raise OSError(f"cannot listen on {config.address}")
-        host = config.address.rsplit(":", 1)[0]
-        self.address = f"{host}:{self.port}"
         self._stopped = threading.Event()
 
     def start(self, on_serving: Optional[Callable[[], None]] = None) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from fusetrain.engine import spec as es
 from fusetrain.engine.memory import terms as memory_terms
 from fusetrain.v1 import job_pb2
+from fusetrain.wire import paths
 
 from .dataprep import check_normalization
 from .errors import InvalidArgument, ResourceExhausted
@@ -73,6 +74,8 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
 
     o = spec.optimizer
     s = o.schedule
+    for path, why in paths.unused_fields(spec):    # ignored without a word otherwise
+        raise InvalidArgument(path, why)
     optimizer = es.OptimizerSpec(
         kind=o.kind or "sgd", learning_rate=_opt(o, "learning_rate", 0.01),
         momentum=_opt(o, "momentum", 0.9), beta1=_opt(o, "beta1", 0.9), beta2=_opt(o, "beta2", 0.999),

@@ -183,14 +183,16 @@ class CrossValidation(_message.Message):
     def __init__(self, folds: _Optional[int] = ..., fold: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class Data(_message.Message):
-    __slots__ = ("train", "validation", "cross_validation")
+    __slots__ = ("train", "validation", "cross_validation", "class_names")
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
     CROSS_VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     train: DataSource
     validation: DataSource
     cross_validation: CrossValidation
-    def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ..., cross_validation: _Optional[_Union[CrossValidation, _Mapping]] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ..., cross_validation: _Optional[_Union[CrossValidation, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
     __slots__ = ("name", "labels", "model", "optimizer", "training", "data", "priority")

@@ -164,6 +164,18 @@ class Array(_message.Message):
     shape: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ("id_prefix",)
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    id_prefix: str
+    def __init__(self, id_prefix: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
+
 class Dataset(_message.Message):
     __slots__ = ("id", "name", "size_bytes", "arrays", "already_present", "created_at")
     ID_FIELD_NUMBER: _ClassVar[int]
@@ -440,7 +452,7 @@ class LayerWeights(_message.Message):
     def __init__(self, weights: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ..., bias: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization", "blas_kernel")
+    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization", "blas_kernel", "class_names")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -455,6 +467,7 @@ class JobResult(_message.Message):
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     BLAS_KERNEL_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     stop_reason: str
@@ -469,7 +482,8 @@ class JobResult(_message.Message):
     dtype: str
     normalization: _job_pb2.Normalization
     blas_kernel: str
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ..., blas_kernel: _Optional[str] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ..., blas_kernel: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("job_id", "x")
@@ -480,7 +494,9 @@ class PredictRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., x: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("y",)
+    __slots__ = ("y", "class_names")
     Y_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     y: _job_pb2.Tensor
-    def __init__(self, y: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, y: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...

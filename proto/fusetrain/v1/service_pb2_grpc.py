@@ -54,6 +54,11 @@ class TrainingServiceStub:
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.FromString,
                 _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/fusetrain.v1.TrainingService/ListDatasets',
+                request_serializer=fusetrain_dot_v1_dot_service__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=fusetrain_dot_v1_dot_service__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/fusetrain.v1.TrainingService/SubmitJob',
                 request_serializer=fusetrain_dot_v1_dot_service__pb2.SubmitJobRequest.SerializeToString,
@@ -130,6 +135,13 @@ class TrainingServiceServicer:
     def DeleteDataset(self, request, context):
         """Forget one of the caller's datasets (the bytes go when no owner has them left);
         FAILED_PRECONDITION while a queued or running job uses it, NOT_FOUND when it is not theirs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasets(self, request, context):
+        """The caller's uploaded datasets, newest first; `id_prefix` keeps those whose id starts with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,6 +236,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=fusetrain_dot_v1_dot_service__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=fusetrain_dot_v1_dot_service__pb2.ListDatasetsResponse.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
@@ -379,6 +396,33 @@ class TrainingService:
             '/fusetrain.v1.TrainingService/DeleteDataset',
             fusetrain_dot_v1_dot_service__pb2.DeleteDatasetRequest.SerializeToString,
             fusetrain_dot_v1_dot_service__pb2.DeleteDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fusetrain.v1.TrainingService/ListDatasets',
+            fusetrain_dot_v1_dot_service__pb2.ListDatasetsRequest.SerializeToString,
+            fusetrain_dot_v1_dot_service__pb2.ListDatasetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
