@@ -37,6 +37,7 @@ MAIN_EPILOG = """examples:
   fusetrain jobs --state RUNNING
   fusetrain result JOB_ID -o model.onnx --verify ../shared/datasets/iris.csv
   fusetrain predict JOB_ID '[[0, 1], [1, 1]]'
+  fusetrain status 77c3                              # a unique prefix of a job (or dataset) id will do
 
 The server is --server HOST:PORT, or $FUSETRAIN_SERVER, or 127.0.0.1:50051.
 
@@ -44,9 +45,43 @@ exit codes:
 """ + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that an unknown option is named even when a required argument is missing
+    too (`fusetrain train --bogus` says "unrecognized arguments: --bogus", not "required: file")."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        if message.startswith("the following arguments are required"):
+            unknown = [a for a in getattr(self, "_argv", [])
+                       if a.startswith("-") and len(a) > 1 and not _is_number(a)
+                       and a.split("=", 1)[0] not in self._option_string_actions]
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
+        super().error(message)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as package_version
+    try:
+        return package_version("fusetrain")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every client command takes, before or after its arguments."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = _Parser(add_help=False)
     g = p.add_argument_group("connection and output")
     g.add_argument("--server", default=None, metavar="HOST:PORT",
                    help="the service (default $FUSETRAIN_SERVER or 127.0.0.1:50051)")
@@ -78,8 +113,9 @@ def _spec_options(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import commands as c
 
-    parser = argparse.ArgumentParser(prog="fusetrain", description="Fast CPU training of MLPs, over gRPC.",
-                                     epilog=MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="fusetrain", description="Fast CPU training of MLPs, over gRPC.",
+                     epilog=MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fusetrain {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common()
 
@@ -91,11 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
   fusetrain train examples/jobs/seeds.yaml --folds 5      # k-fold cross-validation (a batch)
   fusetrain train examples/jobs/xor.json --local          # in this process, no server
   fusetrain train examples/jobs/mnist.yaml --set training.epochs=2 --json""", common, c.train)
-    p.add_argument("file", type=Path, help="job file: JobSpec as JSON or YAML")
+    p.add_argument("file", type=Path, help="job file: JobSpec as JSON or YAML (not a data file: the job file "
+                                           "names its data)")
     p.add_argument("--local", action="store_true", help="train in this process (needs the engine), no server")
     p.add_argument("--threads", type=int, default=None, help="threads for --local (default: all cores)")
     p.add_argument("--folds", type=int, default=0, metavar="K",
-                   help="k-fold cross-validation: K jobs, one per held-out fold, as one batch")
+                   help="k-fold cross-validation: K jobs, one per held-out fold, as one batch (replaces the "
+                        "file's training.validation_fraction)")
     p.add_argument("--sort", default=None, help="with --folds: the metric the results table is sorted by")
     p.add_argument("-o", "--output", type=Path, help="save the model: .npz, .safetensors or .onnx")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -191,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--one-hot", action=argparse.BooleanOptionalAction, default=None,
                    help="one-hot class labels (default: detected)")
     p.add_argument("--delimiter", default="", help="CSV: field delimiter (default ',')")
+    _parser(dsub, "list", "your uploaded datasets, newest first", "  fusetrain datasets list\n"
+            "  fusetrain datasets list --json", common, c.datasets_list)
     p = _parser(dsub, "show", "an uploaded dataset's arrays", "  fusetrain datasets show DATASET_ID", common,
                 c.datasets_show)
     p.add_argument("dataset_id")
@@ -317,9 +357,10 @@ def _serve(args) -> int:
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                           rpc_threads=args.rpc_threads)
     from fusetrain.service.auth import AuthConfigError
+    from fusetrain.service.server import AddressUnavailable
     try:
         serve(config, example="train a job: " + EXAMPLE)
-    except AuthConfigError as exc:
+    except (AuthConfigError, AddressUnavailable) as exc:
         print(f"fusetrain serve: {exc}", file=sys.stderr)
         return 2
     return 0

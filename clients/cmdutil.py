@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import jobfiles, output as out
+import grpc
+
+from . import errors, jobfiles, output as out
 from .client import Client
 from .types import Job
 
@@ -20,7 +22,54 @@ def overrides_of(args) -> dict:
     for text in labels:
         key, _, value = text.partition("=")
         pairs.append((f"labels.{key}", value))
-    return dict(pairs)
+    return jobfiles.Overrides(pairs, origin="--set")
+
+
+JOB_ID_LENGTH = 20          # the server's job ids: 20 hex digits
+DATASET_ID_LENGTH = 64      # sha256, hex
+
+
+def _unique(kind: str, text: str, matches: list) -> str:
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise errors.NotFound(grpc.StatusCode.NOT_FOUND, f"no {kind} id starts with {text!r}")
+    shown = ", ".join(sorted(matches)[:5]) + (", ..." if len(matches) > 5 else "")
+    raise errors.SpecError(f"{kind} id prefix {text!r} is ambiguous: {len(matches)} {kind}s match ({shown}); "
+                           f"give more characters")
+
+
+def resolve_job_id(c: Client, text: str) -> str:
+    """A job id from the id or a unique prefix of it (`fusetrain status 77c3`)."""
+    text = text.strip()
+    if len(text) >= JOB_ID_LENGTH:
+        return text
+    if not text:
+        raise errors.SpecError("the job id is empty")
+    return _unique("job", text, [j.id for j in c.jobs() if j.id.startswith(text)])
+
+
+def resolve_dataset_id(c: Client, text: str) -> str:
+    """A dataset id from the id or a unique prefix of it, among the caller's datasets."""
+    text = text.strip()
+    if len(text) >= DATASET_ID_LENGTH:
+        return text
+    if not text:
+        raise errors.SpecError("the dataset id is empty")
+    return _unique("dataset", text, [d.id for d in list_datasets(c, text)])
+
+
+def list_datasets(c: Client, prefix: str = "") -> list:
+    """The caller's datasets (ListDatasets), newest first."""
+    from fusetrain.v1 import service_pb2 as pb
+    try:
+        return list(c._call("ListDatasets", pb.ListDatasetsRequest(id_prefix=prefix)).datasets)
+    except errors.RpcError as exc:
+        # A server without the method answers UNIMPLEMENTED (or INTERNAL, through its error interceptor).
+        if exc.code_name == "UNIMPLEMENTED" or (exc.code_name == "INTERNAL" and "ListDatasets" in exc.details):
+            raise errors.FailedPrecondition(exc.code, "this server cannot list datasets (it has no "
+                                                      "ListDatasets); give whole dataset ids") from None
+        raise
 
 
 def show_progress(args) -> bool:

@@ -10,29 +10,52 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 
 from . import errors, jobfiles, output as out
 from .cmdutil import (EXIT_JOB_FAILED, EXIT_OK, client_of, job_failed, overrides_of, print_result,  # noqa: F401
-                      show_progress)
+                      resolve_job_id, show_progress)
 from .resultcmds import predict, result  # noqa: F401 -- the parser finds every command here
-from .servercmds import datasets_delete, datasets_show, datasets_upload, info  # noqa: F401
+from .servercmds import datasets_delete, datasets_list, datasets_show, datasets_upload, info  # noqa: F401
 from .types import event_to_dict
 
 # ------------------------------------------------------------------------------------- train
 
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".npy", ".npz", ".gz", ".idx", ".ubyte")
+
+
+def check_job_file(path) -> None:
+    """`train` and `submit` take job files; a data file given instead is named as one."""
+    name = str(path).lower()
+    if name.endswith(DATA_SUFFIXES) or "-idx" in name:
+        raise errors.SpecError(
+            f"{path} is a data file, and train takes a job file (JSON or YAML: model, optimizer, training, "
+            f"data). Name the data in the job file, `data: {{train: {{file: {{path: {path}}}}}}}` (see "
+            f"examples/jobs/iris.yaml), or upload it with `fusetrain datasets upload {path}`")
+
+
 def train(args) -> int:
+    check_job_file(args.file)
     overrides = overrides_of(args)
     if args.folds:
         return _sweep_run(args, jobfiles.Sweep(*jobfiles.load_spec(args.file, overrides)), folds=args.folds)
-    try:
-        if args.local:
-            from .local import train_local
+    if args.local:
+        from .local import train_local
+        try:
             result = train_local(args.file, progress=show_progress(args), threads=args.threads, overrides=overrides)
-        else:
-            with client_of(args) as c:
-                result = c.train(args.file, progress=show_progress(args), overrides=overrides)
-    except errors.JobFailed as exc:
-        return job_failed(args, exc.job)
+        except errors.JobFailed as exc:
+            return job_failed(args, exc.job)
+    else:
+        with client_of(args) as c:
+            msg = c.prepare(args.file, overrides=overrides)
+            job = c.submit(msg)
+            try:
+                job = c.wait(job.id, progress=show_progress(args))
+            except KeyboardInterrupt:
+                return _interrupted(c, job)
+            if job.state != "SUCCEEDED":
+                return job_failed(args, job)
+            result = c.result(job.id, spec=msg)
     saved = result.save(args.output) if args.output else None
     if args.json:
         out.print_json({**result.summary(), **({"saved": str(saved)} if saved else {})})
@@ -43,9 +66,22 @@ def train(args) -> int:
     return EXIT_OK
 
 
+def _interrupted(c, job) -> int:
+    """Ctrl-C while a job trains: cancel it, and say which job and where it stands."""
+    try:
+        job = c.cancel(job.id)
+        now = f"{job.state}" + (f": {job.message}" if job.message else "")
+    except (errors.FusetrainError, KeyboardInterrupt) as exc:
+        now = f"not cancelled ({exc}); `fusetrain cancel {job.id}` cancels it"
+    print(f"\ninterrupted: job {job.id} {now}; `fusetrain status {job.id}` follows it", file=sys.stderr)
+    return 130
+
+
 # ------------------------------------------------------------------------------------ submit
 
 def submit(args) -> int:
+    for path in args.files:
+        check_job_file(path)
     overrides = overrides_of(args)
     jobs = []
     with client_of(args) as c:
@@ -77,11 +113,11 @@ def sweep(args) -> int:
 
 def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
     if folds:
-        sw.base.data.cross_validation.folds = folds
-        sw.axes.append((jobfiles.FOLD_FIELD, list(range(folds))))
-        sw.folds = folds
+        jobfiles.add_folds(sw, folds)
     if getattr(args, "local", False):
         raise errors.SpecError("sweeps and --folds run on a server; --local trains one job")
+    for note in sw.notes:
+        print(f"note: {note}", file=sys.stderr)
     metric = getattr(args, "sort", None) or sw.sort
     with client_of(args) as c:
         batch = c.submit_sweep(sw)
@@ -184,7 +220,7 @@ def jobs(args) -> int:
 
 def status(args) -> int:
     with client_of(args) as c:
-        job = c.job(args.job_id)
+        job = c.job(resolve_job_id(c, args.job_id))
     if args.json:
         out.print_json(job.to_dict())
         return EXIT_OK
@@ -203,13 +239,13 @@ def status(args) -> int:
 
 def watch(args) -> int:
     with client_of(args) as c:
-        job = c.job(args.job_id)
+        job = c.job(resolve_job_id(c, args.job_id))
         if args.json:
-            for event in c.watch(args.job_id, after=args.after):
+            for event in c.watch(job.id, after=args.after):
                 out.print_json(event_to_dict(event), lines=True)
         else:
-            c.wait(args.job_id, progress=not args.no_progress)
-        job = c.job(args.job_id)
+            c.wait(job.id, progress=not args.no_progress)
+        job = c.job(job.id)
     if not args.json:
         why = f" ({job.failure_reason})" if job.failure_reason else ""
         print(f"job {job.id} {job.state}{why}" + (f": {job.message}" if job.message else "")
@@ -218,22 +254,34 @@ def watch(args) -> int:
 
 
 def cancel(args) -> int:
+    found = []
     with client_of(args) as c:
-        found = [c.cancel(job_id, force=args.force) for job_id in args.job_ids]
+        for text in args.job_ids:
+            before = c.job(resolve_job_id(c, text))
+            if before.done:                 # CancelJob answers a finished job unchanged
+                found.append((before, False))
+            else:
+                found.append((c.cancel(before.id, force=args.force), True))
     if args.json:
-        out.print_json([j.to_dict() for j in found])
+        out.print_json([{**j.to_dict(), "cancelled": did} for j, did in found])
     else:
-        for j in found:
-            print(f"job {j.id} {j.state}" + (f": {j.message}" if j.message else ""))
+        for j, did in found:
+            if did:
+                print(f"job {j.id} {j.state}" + (f": {j.message}" if j.message else ""))
+            else:
+                print(f"job {j.id} already {j.state}: nothing to cancel")
     return EXIT_OK
 
 
 def delete(args) -> int:
+    deleted = []
     with client_of(args) as c:
-        for job_id in args.job_ids:
+        for text in args.job_ids:
+            job_id = resolve_job_id(c, text)
             c.delete(job_id)
+            deleted.append(job_id)
             if not args.json:
                 print(f"job {job_id} deleted")
     if args.json:
-        out.print_json({"deleted": args.job_ids})
+        out.print_json({"deleted": deleted})
     return EXIT_OK

@@ -161,7 +161,8 @@ def save_onnx(path, layers, normalization=None, metadata=None) -> None:
     model = to_onnx(layers, normalization)
     for key, value in (metadata or {}).items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = str(key), str(value)
+        entry.key = str(key)
+        entry.value = value if isinstance(value, str) else json.dumps(value)   # class_names: a JSON list
     blob = model.SerializeToString()
     _atomic(Path(path), lambda f: f.write(blob))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from fusetrain.v1 import job_pb2
+from fusetrain.wire import paths
 
 from . import loaders
 from .errors import SpecError
@@ -63,15 +63,28 @@ def read_document(path) -> dict:
     return data
 
 
+def canonical(data: dict, origin: str = "spec") -> dict:
+    """The job file's mapping with every field under its proto name (`learningRate` and
+    `learning_rate` are one field); unknown fields are refused with the closest name."""
+    try:
+        return paths.canonical(data)
+    except paths.FieldPathError as exc:
+        raise SpecError(f"{origin}: {exc}") from None
+
+
 def parse_spec(data: dict, origin: str = "spec") -> job_pb2.JobSpec:
     try:
-        return json_format.ParseDict(data, job_pb2.JobSpec())
+        return json_format.ParseDict(canonical(data, origin), job_pb2.JobSpec())
     except json_format.ParseError as exc:
         raise SpecError(f"{origin}: {exc}") from None
 
 
-def load_spec(spec: SpecLike, overrides: Optional[dict] = None) -> tuple[job_pb2.JobSpec, Path]:
-    """(JobSpec, folder that relative data paths start from) of a message, dict or job file path."""
+def load_spec(spec: SpecLike, overrides: Optional[dict] = None,
+              check: bool = True) -> tuple[job_pb2.JobSpec, Path]:
+    """(JobSpec, folder that relative data paths start from) of a message, dict or job file path.
+
+    check: refuse hyper-parameters the chosen optimizer or schedule does not use (a sweep's base
+    is checked per job by the server instead: its grid may change the kind)."""
     base_dir = Path.cwd()
     origin = "spec"
     if isinstance(spec, job_pb2.JobSpec):
@@ -85,12 +98,17 @@ def load_spec(spec: SpecLike, overrides: Optional[dict] = None) -> tuple[job_pb2
     else:
         raise TypeError(f"a job spec is a JobSpec, a dict or a file path, not {type(spec).__name__}")
     if overrides:
+        data = canonical(data, origin)
+        blame = getattr(overrides, "origin", "override")
         for key, value in overrides.items():
-            set_path(data, key, value, origin)
+            set_path(data, key, value, blame)
     if data is not None:
         msg = parse_spec(data, origin)
     out = job_pb2.JobSpec()
     out.CopyFrom(msg)
+    if check:
+        for path, why in paths.unused_fields(out):
+            raise SpecError(f"{origin}: {path}: {why}")
     return out, base_dir
 
 
@@ -100,42 +118,21 @@ def to_dict(spec) -> dict:
 
 # ---------------------------------------------------------------------------------- overrides
 
-_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+class Overrides(dict):
+    """Field overrides ({path: value}) with where they came from (`--set`), for the messages."""
+
+    def __init__(self, items=(), origin: str = "--set"):
+        super().__init__(items)
+        self.origin = origin
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def set_path(data: dict, path: str, value, origin: str = "spec") -> None:
-    """Set `a.b[0].c` in a job file's dict (the grid's field syntax), creating mappings on the way."""
-    parts = path.split(".")
-    node = data
-    for n, part in enumerate(parts):
-        m = _PART.match(part)
-        if not m:
-            raise SpecError(f"{origin}: cannot read the field path {path!r} at {part!r}")
-        name = _snake(m.group(1))
-        key = name if name in node or m.group(1) not in node else m.group(1)
-        indexes = [int(i) for i in re.findall(r"\d+", m.group(2))]
-        last = n == len(parts) - 1
-        if last and not indexes:
-            node[key] = value
-            return
-        if indexes:
-            seq = node.get(key)
-            for depth, i in enumerate(indexes):
-                if not isinstance(seq, list) or i >= len(seq):
-                    raise SpecError(f"{origin}: {path!r}: {name} has no item {i}")
-                if last and depth == len(indexes) - 1:
-                    seq[i] = value
-                    return
-                seq = seq[i]
-            node = seq
-        else:
-            node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise SpecError(f"{origin}: {path!r}: {part} is not a mapping")
+def set_path(data: dict, path: str, value, origin: str = "override") -> None:
+    """Set `a.b[0].c` in a job file's mapping (fusetrain.wire.paths: either spelling of a name,
+    unknown fields refused with the closest one), creating mappings on the way."""
+    try:
+        paths.set_in_dict(data, path, value)
+    except paths.FieldPathError as exc:
+        raise SpecError(f"{origin} {exc}") from None
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -208,6 +205,25 @@ def _path(text: str, base_dir: Path, where: str) -> Path:
     return path
 
 
+def check_outputs(spec: job_pb2.JobSpec, src: job_pb2.LocalFile, data: loaders.Dataset, where: str) -> None:
+    """When the targets read do not fit the output layer, say what was inferred from the file
+    (a one-hot encoding of integer labels, say) and how to turn it off."""
+    if not spec.model.layers or data.y is None:
+        return
+    units, width = spec.model.layers[-1].units, data.y.shape[1]
+    if units == width:
+        return
+    name = Path(src.path).name
+    if data.classes and not src.HasField("one_hot"):
+        shown = ", ".join(map(str, data.classes[:5])) + (", ..." if len(data.classes) > 5 else "")
+        raise SpecError(f"{where}: the targets of {name} were read as {len(data.classes)} classes ({shown}) and "
+                        f"one-hot encoded into {width} columns, but the output layer has {units} unit"
+                        f"{'s' if units != 1 else ''}; for a numeric (regression) target set "
+                        f"{where}.one_hot: false (--set {where}.one_hot=false)")
+    raise SpecError(f"{where}: {name} gives targets of {width} column{'s' if width != 1 else ''}, but the output "
+                    f"layer has {units} unit{'s' if units != 1 else ''}")
+
+
 def resolve_files(spec: job_pb2.JobSpec, base_dir: Path, store: Store) -> dict:
     """Replace every data.*.file with the dataset id `store` returns; return {where: Dataset}."""
     seen: dict = {}
@@ -219,9 +235,12 @@ def resolve_files(spec: job_pb2.JobSpec, base_dir: Path, store: Store) -> dict:
         key = src.file.SerializeToString(deterministic=True)
         if key not in seen:
             data = read_file_source(src.file, base_dir, where)
+            check_outputs(spec, src.file, data, where)
             arrays = {"x": data.x, "y": data.y}
             seen[key] = (store(arrays, Path(src.file.path).name), data)
         dataset_id, data = seen[key]
+        if name == "train" and data.classes and not spec.data.class_names:
+            spec.data.class_names.extend(str(c) for c in data.classes)
         src.ClearField("file")
         src.dataset_id = dataset_id
         src.x_array, src.y_array = "x", "y"
@@ -283,6 +302,7 @@ class Sweep:
     labels: dict = field(default_factory=dict)
     sort: str = ""
     folds: int = 0
+    notes: list = field(default_factory=list)     # what the client changed, to say so (--folds)
 
     def combinations(self) -> list[dict]:
         """The override of each job, in the order SubmitJobs returns them (last axis fastest)."""
@@ -307,9 +327,9 @@ def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = No
     base = doc["base"]
     if isinstance(base, str):
         base_path = (path.resolve().parent / base)
-        spec, base_dir = load_spec(base_path, overrides)
+        spec, base_dir = load_spec(base_path, overrides, check=False)
     elif isinstance(base, dict):
-        spec, _ = load_spec(base, overrides)
+        spec, _ = load_spec(base, overrides, check=False)
         base_dir = path.resolve().parent
     else:
         raise SpecError(f"{path}: base must be a mapping or a file path")
@@ -321,11 +341,28 @@ def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = No
             raise SpecError(f"{path}: grid axis {name!r} needs a non-empty list of values")
         axes.append((name, values))
     k = folds if folds is not None else int(doc.get("folds") or 0)
-    if k:
-        if k < 2:
-            raise SpecError(f"{path}: folds must be at least 2, got {k}")
-        spec.data.cross_validation.folds = k
-        spec.data.cross_validation.seed = int(doc.get("fold_seed", 0))
-        axes.append((FOLD_FIELD, list(range(k))))
     labels = {str(a): str(b) for a, b in (doc.get("labels") or {}).items()}
-    return Sweep(spec, base_dir, axes, labels, str(doc.get("sort") or ""), k)
+    sw = Sweep(spec, base_dir, axes, labels, str(doc.get("sort") or ""))
+    if k:
+        add_folds(sw, k, int(doc.get("fold_seed", 0)), origin=f"{path}: folds" if folds is None else "--folds")
+    return sw
+
+
+def add_folds(sw: Sweep, k: int, seed: int = 0, origin: str = "--folds") -> None:
+    """k-fold cross-validation of the sweep's base: one more axis over the held-out fold. A
+    validation fraction in the base is replaced (each fold's held-out part is the validation set),
+    and said so in `sw.notes`; a separate validation set cannot be combined and is refused."""
+    if k < 2:
+        raise SpecError(f"{origin}: folds must be at least 2, got {k}")
+    training = sw.base.training
+    if sw.base.data.HasField("validation"):
+        raise SpecError(f"{origin}: k-fold cross-validation holds out folds of data.train, and this job "
+                        f"has a separate data.validation set: remove it to cross-validate")
+    if training.HasField("validation_fraction"):
+        sw.notes.append(f"{origin} {k} replaces training.validation_fraction {training.validation_fraction:g}: "
+                        f"each job holds out one fold of data.train as its validation set")
+        training.ClearField("validation_fraction")
+    sw.base.data.cross_validation.folds = k
+    sw.base.data.cross_validation.seed = seed
+    sw.axes = [a for a in sw.axes if a[0] != FOLD_FIELD] + [(FOLD_FIELD, list(range(k)))]
+    sw.folds = k

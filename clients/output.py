@@ -65,6 +65,32 @@ def _clean(value):
     return value
 
 
+def message_dict(msg) -> dict:
+    """A protobuf message as a dict with its proto field names, numbers kept as numbers (proto3
+    JSON writes 64-bit integers as strings, which mixed strings and numbers in `info --json`)."""
+    from google.protobuf import json_format
+    doc = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return _int64_numbers(msg.DESCRIPTOR, doc)
+
+
+_INT64 = {3, 4, 6, 16, 18}    # FieldDescriptor types: int64, uint64, fixed64, sfixed64, sint64
+
+
+def _int64_numbers(descriptor, doc: dict) -> dict:
+    for name, value in doc.items():
+        fd = descriptor.fields_by_name.get(name)
+        if fd is None:
+            continue
+        if fd.type in _INT64:
+            doc[name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif fd.message_type is not None and not fd.message_type.GetOptions().map_entry:
+            if isinstance(value, list):
+                doc[name] = [_int64_numbers(fd.message_type, v) if isinstance(v, dict) else v for v in value]
+            elif isinstance(value, dict):
+                doc[name] = _int64_numbers(fd.message_type, value)
+    return doc
+
+
 def print_json(obj, lines: bool = False) -> None:
     """One JSON document (indented), or one compact line (for streams of events)."""
     text = json.dumps(_clean(obj), default=_default, indent=None if lines else 2, sort_keys=not lines)

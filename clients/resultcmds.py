@@ -11,12 +11,12 @@ import numpy as np
 
 from . import errors, loaders, output as out
 from .client import Client
-from .cmdutil import EXIT_JOB_FAILED, EXIT_OK, client_of, print_result
+from .cmdutil import EXIT_JOB_FAILED, EXIT_OK, client_of, print_result, resolve_job_id
 
 
 def result(args) -> int:
     with client_of(args) as c:
-        r = c.result(args.job_id)
+        r = c.result(resolve_job_id(c, args.job_id))
         saved = r.save(args.output) if args.output else None
         check = _verify(c, r, Path(saved), args.verify, args) if saved and args.verify else None
     if args.json:
@@ -99,38 +99,61 @@ def _read_inputs(text: str, inputs: int, args) -> tuple[np.ndarray, Optional[np.
 
 def predict(args) -> int:
     with client_of(args) as c:
-        job = c.job(args.job_id)
+        job = c.job(resolve_job_id(c, args.job_id))
         inputs = job.proto.spec.model.inputs
         x, y = _read_inputs(args.input, inputs, args)
-        pred = c.predict(args.job_id, x)
+        pred = c.predict(job.id, x)
+    names = list(job.proto.spec.data.class_names)
+    classes = _classes(pred, names) if pred.shape[1] > 1 else None
     acc = _accuracy(pred, y) if y is not None and len(y) == len(pred) else None
     if args.output:
         path = Path(args.output)
         if path.suffix.lower() == ".npy":
             np.save(path, pred)
         else:
-            np.savetxt(path, pred, delimiter=",", fmt="%.9g")
+            _write_csv(path, pred, classes)
     if args.json:
         doc = {"job_id": job.id, "rows": int(len(pred)), "outputs": int(pred.shape[1])}
+        if names:
+            doc["class_names"] = names
         if acc is not None:
             doc["accuracy"] = acc
         if args.output:
             doc["saved"] = str(args.output)
         else:
             doc["y"] = pred.tolist()
+            if classes is not None:
+                doc["class"] = classes
         out.print_json(doc)
         return EXIT_OK
     shown = pred[:args.rows]
-    columns = ["row", *[f"y{j}" for j in range(pred.shape[1])]] + (["class"] if pred.shape[1] > 1 else [])
-    rows = [[i, *[f"{v:.4f}" for v in r], *([int(np.argmax(r))] if pred.shape[1] > 1 else [])]
+    columns = ["row", *[f"y{j}" for j in range(pred.shape[1])]] + (["class"] if classes is not None else [])
+    rows = [[i, *[f"{v:.4f}" for v in r], *([classes[i]] if classes is not None else [])]
             for i, r in enumerate(shown)]
     out.table(None, columns, rows)
     if len(pred) > len(shown):
         print(f"... {len(pred) - len(shown)} more rows" + (f" (all in {args.output})" if args.output else
                                                           " (-o FILE writes them all)"))
+    if names and classes is not None:
+        print("classes " + ", ".join(f"y{j} {n}" for j, n in enumerate(names)))
     if acc is not None:
         print(f"accuracy {out.pct(acc)} on {len(pred)} rows")
     return EXIT_OK
+
+
+def _classes(pred: np.ndarray, names: list) -> list:
+    """Each row's class: its name when the job's data had class labels, else its index."""
+    index = np.argmax(pred, axis=1).tolist()
+    return [names[i] if i < len(names) else i for i in index]
+
+
+def _write_csv(path: Path, pred: np.ndarray, classes: Optional[list]) -> None:
+    """A header (y0, y1, ..., class), one row per prediction, the class name (or index) last."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"y{j}" for j in range(pred.shape[1])] + (["class"] if classes is not None else []))
+        for i, r in enumerate(pred):
+            w.writerow([f"{v:.9g}" for v in r] + ([classes[i]] if classes is not None else []))
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray) -> Optional[float]:

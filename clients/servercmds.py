@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import errors, jobfiles, output as out
-from .cmdutil import EXIT_OK, client_of
+from .cmdutil import EXIT_OK, client_of, list_datasets, resolve_dataset_id
 
 
 def datasets_upload(args) -> int:
@@ -31,17 +31,38 @@ def datasets_upload(args) -> int:
                 src.one_hot = args.one_hot
             d = jobfiles.read_file_source(src, Path.cwd(), "dataset")
             ds = c.upload_dataset({"x": d.x, "y": d.y}, name=args.name or path.name)
+            if d.classes and args.one_hot is None and not args.json:
+                print(f"y: {len(d.classes)} classes ({', '.join(map(str, d.classes[:5]))}"
+                      f"{', ...' if len(d.classes) > 5 else ''}) one-hot encoded into {len(d.classes)} columns; "
+                      f"--no-one-hot keeps the numbers (a regression target)")
     return _print_dataset(ds, args)
+
+
+def datasets_list(args) -> int:
+    with client_of(args) as c:
+        found = list_datasets(c)
+    if args.json:
+        out.print_json([_dataset_doc(ds) for ds in found])
+        return EXIT_OK
+    rows = [[ds.id[:16], ds.name, f"{ds.size_bytes:,}",
+             ", ".join(f"{a.name} {tuple(a.shape)} {a.dtype}" for a in ds.arrays),
+             ds.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if ds.HasField("created_at") else ""]
+            for ds in found]
+    out.table(None, ["dataset", "name", "bytes", "arrays", "uploaded"], rows)
+    if not found:
+        print("no datasets")
+    return EXIT_OK
 
 
 def datasets_show(args) -> int:
     with client_of(args) as c:
-        return _print_dataset(c.dataset(args.dataset_id), args)
+        return _print_dataset(c.dataset(resolve_dataset_id(c, args.dataset_id)), args)
 
 
 def datasets_delete(args) -> int:
     with client_of(args) as c:
-        for dataset_id in args.dataset_ids:
+        for text in args.dataset_ids:
+            dataset_id = resolve_dataset_id(c, text)
             c.delete_dataset(dataset_id)
             if args.json:
                 out.print_json({"id": dataset_id, "deleted": True})
@@ -50,11 +71,16 @@ def datasets_delete(args) -> int:
     return EXIT_OK
 
 
+def _dataset_doc(ds) -> dict:
+    return {"id": ds.id, "name": ds.name, "size_bytes": ds.size_bytes,
+            "arrays": {a.name: {"dtype": a.dtype, "shape": list(a.shape)} for a in ds.arrays},
+            "already_present": ds.already_present}
+
+
 def _print_dataset(ds, args) -> int:
     arrays = {a.name: {"dtype": a.dtype, "shape": list(a.shape)} for a in ds.arrays}
     if args.json:
-        out.print_json({"id": ds.id, "name": ds.name, "size_bytes": ds.size_bytes, "arrays": arrays,
-                        "already_present": ds.already_present})
+        out.print_json(_dataset_doc(ds))
         return EXIT_OK
     what = ", ".join(f"{k} {tuple(v['shape'])} {v['dtype']}" for k, v in arrays.items())
     print(f"dataset {ds.id}  {ds.name}  {ds.size_bytes:,} bytes  {what}"
@@ -66,19 +92,18 @@ def _print_dataset(ds, args) -> int:
 def info(args) -> int:
     if args.server is None:
         return _local_info(args)
-    from google.protobuf import json_format
     with client_of(args) as c:
         i = c.server_info()
     kernels = [{"dtype": k.dtype, "state": k.state, "workers_ready": k.workers_ready, "seconds": k.seconds,
                 "families_ready": k.families_ready, "families": k.families} for k in i.kernels]
     if args.json:
-        out.print_json({**json_format.MessageToDict(i, preserving_proto_field_name=True), "kernels": kernels})
+        out.print_json({**out.message_dict(i), "kernels": kernels})
         return EXIT_OK
     print(f"fusetrain {i.version} at {c.address}: {i.workers} workers x {i.threads_per_worker} thread(s) "
           f"({i.executor})")
     for name in ("activations", "losses", "optimizers", "initializers", "schedules", "dtypes"):
         print(f"  {name:13} {', '.join(getattr(i, name))}")
-    lim = json_format.MessageToDict(i.limits, preserving_proto_field_name=True)
+    lim = out.message_dict(i.limits)
     print("  limits        " + ", ".join(f"{k} {v}" for k, v in lim.items()))
     print("  kernels       " + ("; ".join(_kernel_line(k, i.workers) for k in kernels)
                                 or f"not reported by the {i.executor} executor"))

@@ -198,6 +198,7 @@ class Result:
     normalization: Optional[Normalization] = None
     spec: Optional[job_pb2.JobSpec] = field(default=None, repr=False)
     blas_kernel: str = ""                     # the BLAS that did the arithmetic ("openblas 0.3.30 SkylakeX")
+    class_names: list = field(default_factory=list)  # names of the output's classes, from the data file
 
     @classmethod
     def from_proto(cls, r: pb.JobResult, spec: job_pb2.JobSpec) -> "Result":
@@ -225,16 +226,39 @@ class Result:
                             "total": t.total_seconds},
                    weights_sha256=r.weights_sha256, dtype=r.dtype, epochs_run=r.epochs_run,
                    best_epoch=r.best_epoch, attempt=r.attempt, activations=acts, normalization=norm, spec=spec,
-                   blas_kernel=r.blas_kernel)
+                   blas_kernel=r.blas_kernel, class_names=list(r.class_names or spec.data.class_names))
 
     def layers(self) -> list[Layer]:
         """The model as export.Layer objects (weights, bias, activation, leaky slope)."""
         return [Layer(w, b, act, slope) for (w, b), (act, slope) in zip(self.weights, self.activations)]
 
+    def predict(self, x) -> np.ndarray:
+        """The model on raw inputs x (rows, inputs), in this process with numpy: the normalisation,
+        then each layer, in the weights' dtype; no server needed. Agrees with the server's
+        Predict to float rounding (1e-5 in float32)."""
+        from .export import forward
+        x = np.asarray(x)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        inputs = self.weights[0][0].shape[1]
+        if x.ndim != 2 or x.shape[1] != inputs:
+            raise ValueError(f"x has shape {x.shape}; the model takes rows of {inputs} inputs")
+        return forward(self.layers(), self.normalization, x)
+
+    def classes(self, y: np.ndarray) -> list:
+        """The class of each row of outputs y: its name when the data had class labels, else the
+        index of the largest output (one output: 1 above 0.5, else 0)."""
+        y = np.asarray(y)
+        index = (y[:, 0] > 0.5).astype(int) if y.shape[1] == 1 else np.argmax(y, axis=1)
+        names = self.class_names
+        return [names[i] if i < len(names) else int(i) for i in index.tolist()]
+
     def save(self, path, metadata: Optional[dict] = None):
-        """Write .npz, .safetensors or .onnx (clients/export.py), with the normalisation."""
+        """Write .npz, .safetensors or .onnx (clients/export.py), with the normalisation (and the
+        class names, when the data had them)."""
         from .export import save
         meta = {"job_id": self.job_id, "weights_sha256": self.weights_sha256, "blas_kernel": self.blas_kernel,
+                **({"class_names": list(self.class_names)} if self.class_names else {}),
                 **(metadata or {})}
         return save(path, self.layers(), self.normalization, meta)
 
@@ -246,4 +270,5 @@ class Result:
                 "attempt": self.attempt, "blas_kernel": self.blas_kernel,
                 "layers": [[int(w.shape[1]), int(w.shape[0]), act] for (w, _), (act, _) in
                            zip(self.weights, self.activations)],
-                "normalization": None if self.normalization is None else self.normalization.kind}
+                "normalization": None if self.normalization is None else self.normalization.kind,
+                "class_names": list(self.class_names)}
