@@ -30,6 +30,7 @@ from fusetrain.v1 import job_pb2
 
 from . import executor as ex
 from .fairshare import FairTurns
+from .recorder import trace
 from .worker import COMPILING, NOT_STARTED, READY, WARM_DTYPES, worker_main
 
 log = logging.getLogger("fusetrain.pool")
@@ -301,7 +302,11 @@ class ProcessPool(ex.Executor):
                     if all(s.ready for s in self._slots):
                         self._ready_event.set()
                     self._dispatch()
-            elif kind == "done":
+            elif kind == "finished":        # the job's last epochs (reported first) and its outcome
+                tail, payload, sent = payload
+                trace(job_id, "worker_done", sent)
+                if tail is not None:
+                    self._on_progress(job_id, ex.EPOCHS, tail)
                 with self._lock:
                     future = self._futures.pop(job_id, None)
                     self._retried.pop(job_id, None)
@@ -315,6 +320,7 @@ class ProcessPool(ex.Executor):
                     with self._lock:
                         if slot.task is not None and slot.task.job_id == job_id:
                             if kind == ex.STARTED:
+                                trace(job_id, "worker_started", payload["time"])
                                 slot.deadline = time.monotonic() + slot.task.time_limit
                             else:
                                 slot.last_state = payload

@@ -10,7 +10,10 @@ talks to the server through one duplex pipe:
     pool -> worker   (token, Task) to run, None to exit
     worker -> pool   ("kernels", None, {"dtype", "state": "compiling" | "ready", "seconds"}),
                      ("ready", None, {...}), ("started", job_id, {...}),
-                     ("epochs" | "checkpoint", job_id, payload), ("done", job_id, Outcome)
+                     ("epochs" | "checkpoint", job_id, payload),
+                     ("finished", job_id, (last epochs array or None, Outcome, time sent))
+(a job's last epochs ride with its outcome: one message and one wake-up of the pool, not two;
+the pool reports them as progress before it resolves the outcome, so the order is unchanged)
 (the float64 warm-up thread sends too: every send holds one lock)
 Stop requests come through two shared integers, read at every epoch boundary without a message:
 `stop_token` (the token of the task to stop) and `stop_mode` (1 cancel, 2 suspend).
@@ -49,9 +52,16 @@ class _Context:
     def __init__(self, conn, job_id: str, token: int, stop_token, stop_mode, parent: int):
         self.conn, self.job_id, self.token = conn, job_id, token
         self.stop_token, self.stop_mode, self.parent = stop_token, stop_mode, parent
+        self.tail = None                     # the last epochs, held for the "finished" message
 
     def report(self, kind: str, payload) -> None:
         self.conn.send((kind, self.job_id, payload))
+
+    def report_last(self, kind: str, payload) -> None:
+        """The job's last epochs: sent with its outcome ("finished"), not on their own."""
+        if self.tail is not None:           # never two held at once: the older one goes now
+            self.report(kind, self.tail)
+        self.tail = payload
 
     def stop_requested(self):
         if os.getppid() != self.parent:      # the server is gone: nobody wants this result
@@ -132,7 +142,7 @@ def worker_main(conn, stop_token, stop_mode, warm: bool, log_level: str) -> None
         out.send((ex.STARTED, task.job_id, {"attempt": task.attempt, "time": time.time(),
                                             "worker": os.getpid()}))
         outcome = run_job(task, ctx)
-        out.send(("done", task.job_id, outcome))
+        out.send(("finished", task.job_id, (ctx.tail, outcome, time.time())))
         dtype = (outcome.result or {}).get("dtype") if not warm else None
         if dtype and dtype not in compiled:
             compiled.add(dtype)
