@@ -143,7 +143,9 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     result = engine.train(job.model, job.optimizer, job.config, x, y, x_val=x_val, y_val=y_val,
                           callback=callback, state=state,
                           limits=engine_limits(task.limits, task.threads_per_worker), **kwargs)
-    rows = metrics_array(result.history)
+    # The history as the engine keeps it: one float64 array in METRIC_FIELDS order (not a row of
+    # EpochMetrics objects each).
+    rows = result.history.array() if hasattr(result.history, "array") else metrics_array(result.history)
     tail = rows if unwatched else metrics_array(pending) if pending else None
     if tail is not None and len(tail):
         # The epochs since the last flush (a short job: all of them) travel with the outcome when
