@@ -25,6 +25,8 @@ import numpy as np
 from numba.core import caching
 
 ENGINE_ROOT = Path(__file__).resolve().parent
+# Subdirectory of cache_dir() holding generated kernel sources (tinygen.py), cached beside them.
+GENERATED = "tiny"
 
 
 def base_dir() -> Path:
@@ -52,18 +54,31 @@ def cache_dir() -> Path:
     return base_dir() / f"engine-{source_digest()}"
 
 
+def _inside(py_file, root: Path) -> bool:
+    try:
+        Path(py_file).resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
 class EngineCacheLocator(caching.UserProvidedCacheLocator):
-    """Numba's cache locator for the engine's own files: cache_dir(), whatever NUMBA_CACHE_DIR says."""
+    """Numba's cache locator for the engine's own files: cache_dir(), whatever NUMBA_CACHE_DIR says.
+
+    Generated sources (cache_dir()/GENERATED/*.py, tinygen.py) are cached in their own directory,
+    beside the file: the build directory and the file name (a digest of the architecture) decide.
+    """
 
     def __init__(self, py_func, py_file):
         super().__init__(py_func, py_file)
-        self._cache_path = str(cache_dir() / self.get_suitable_cache_subpath(py_file))
+        if _inside(py_file, cache_dir() / GENERATED):
+            self._cache_path = str(Path(py_file).resolve().parent)
+        else:
+            self._cache_path = str(cache_dir() / self.get_suitable_cache_subpath(py_file))
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        try:
-            Path(py_file).resolve().relative_to(ENGINE_ROOT)
-        except ValueError:
+        if not (_inside(py_file, ENGINE_ROOT) or _inside(py_file, cache_dir() / GENERATED)):
             return None  # not the engine's: Numba's own locators decide
         return caching._SourceFileBackedLocatorMixin.from_function.__func__(cls, py_func, py_file)
 

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import config as cfg
+from . import tinygen
 from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
 from .errors import InvalidSpec
 from .init import initial_weights
@@ -94,8 +95,15 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     rule = accuracy_rule(model.loss, y)
     theta = layout.pack(initial_weights(model), dtype)
     buf = JobBuffers(model, optimizer, config, layout, theta, x.shape[0], rule, state)
-    compile_seconds = ensure_compiled(model.dtype, loop_key(buf.ints, buf.hp))   # this job's path only
     xf, yf = x.reshape(-1), y.reshape(-1)
+    tiny = tinygen.select(layout, buf, dtype, xf, yf)   # an epoch loop generated for this architecture
+    if tiny is not None:
+        compile_seconds = (ensure_compiled(model.dtype, (PREDICT, True))    # the final evaluation
+                           + tinygen.ensure_compiled(tiny, buf, xf, yf))
+        run_epochs = tiny.run
+    else:
+        compile_seconds = ensure_compiled(model.dtype, loop_key(buf.ints, buf.hp))   # this job's path only
+        run_epochs = epoch_loop(buf.ints, buf.hp)
     n_rows = x.shape[0]
     denom = accuracy_denominator(rule, n_rows, model.outputs)
 
@@ -112,7 +120,6 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     last_checkpoint = time.perf_counter()
     train_seconds = 0.0
 
-    run_epochs = epoch_loop(buf.ints, buf.hp)
     with cfg.threads(config.threads):
         while epoch < config.epochs:
             count = min(chunk, config.epochs - epoch)

@@ -46,6 +46,7 @@ def _tiny_run(dtype: str, path) -> None:
     """Run the kernels of one path once on a few rows, so that they are compiled or loaded."""
     # Imported here: trainer imports this module.
     from .spec import LayerSpec, ModelSpec, OptimizerSpec, TrainConfig
+    from .tinygen import generic_only
     from .trainer import predict, train
 
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=dtype)
@@ -59,8 +60,15 @@ def _tiny_run(dtype: str, path) -> None:
         weights = [(np.zeros((width, width), dtype), np.zeros(width, dtype)), (np.zeros((1, width), dtype), np.zeros(1, dtype))]
         predict(model, weights, x)
         return
-    # Shuffled batches of 2, and the final evaluation (predict_rows) that every training runs.
-    train(model, OptimizerSpec(kind="sgd" if second else "adam"), TrainConfig(epochs=1, batch_size=2), x, y)
+    # Shuffled batches of 2, and the final evaluation (predict_rows) that every training runs;
+    # the generic loop of the family even where a job of this shape would run a generated one.
+    with generic_only():
+        train(model, OptimizerSpec(kind="sgd" if second else "adam"), TrainConfig(epochs=1, batch_size=2), x, y)
+
+
+def is_ready(dtype: str, path) -> bool:
+    """Whether the kernels of `path` (as ensure_compiled takes it) are ready in this process."""
+    return (dtype, path) in _ready
 
 
 def ensure_compiled(dtype: str, path=None, many: bool = False) -> float:
