@@ -2,7 +2,7 @@
 
     python benchmarks/compare.py [--shapes tiny,small,...] [--threads N] [--peers torch,jax,sklearn]
                                  [--repeat R] [--quick] [--json PATH]
-                                 [--skip many,compile,optimizers,memory,convergence]
+                                 [--skip many,compile,optimizers,memory,convergence,speed]
                                  [--wait-quiet SECONDS] [--retries N] [--baseline REV]
 
 Every library trains the same architecture, batch size, epoch count, float32 data and
@@ -52,6 +52,7 @@ OPTIMIZER_SHAPE = "large"
 REPO = HERE.parent
 MANY_MODELS = 1000
 COMPILE_SHAPES = ("small", "large")
+SKIPPABLE = ("many", "compile", "optimizers", "memory", "convergence", "speed")
 
 
 def export_baseline(rev: str, where: Path) -> dict:
@@ -80,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a tenth of the epochs and at most 10,000 rows (CI smoke; targets not judged)")
     p.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: many, compile, optimizers, "
-                   "memory, convergence")
+                   "memory, convergence, speed (the timed rounds and the limits)")
     p.add_argument("--wait-quiet", type=float, default=120.0, metavar="SECONDS",
                    help="before each worker, wait up to this long for other processes to leave the cores "
                         "idle (default 120; 0 = never wait)")
@@ -105,6 +106,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown peer(s) {', '.join(unknown)}; choose from torch, jax, sklearn")
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.skip - set(SKIPPABLE):
+        p.error(f"unknown part(s) to skip {', '.join(sorted(args.skip - set(SKIPPABLE)))}; choose from "
+                + ", ".join(SKIPPABLE))
     if args.threads < 1 or args.repeat < 1 or args.retries < 0:
         p.error("--threads and --repeat must be at least 1, --retries at least 0")
     return args
@@ -149,7 +153,7 @@ def main(argv=None) -> int:
 
         runner = Runner(workdir, args.wait_quiet, args.retries)
         limits, rows, opts, meta = None, {}, {}, {}
-        for rnd in range(args.repeat):
+        for rnd in range(0 if "speed" in args.skip else args.repeat):
             print(f"round {rnd + 1}/{args.repeat}: limits", end="", flush=True)
             for res, load in runner.attempts("limits", job):
                 limits = merge_limits(limits, tag(res, load))

@@ -124,3 +124,15 @@ def test_report_without_memory_or_convergence_renders_as_before():
     assert _line(text.splitlines(), "samples/s", "final loss").endswith("final loss    acc")
     medium_torch = [ln for ln in text.splitlines() if ln.strip().startswith("PyTorch eager")][1]
     assert medium_torch.split()[-1] == "87.7"
+
+
+def test_skip_accepts_the_new_parts_and_refuses_unknown_ones(capsys):
+    import pytest
+
+    import compare
+
+    assert compare.parse_args(["--skip", "memory,convergence"]).skip == {"memory", "convergence"}
+    assert compare.parse_args(["--skip", "speed, many"]).skip == {"speed", "many"}
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--skip", "convergance"])
+    assert "unknown part(s) to skip convergance" in capsys.readouterr().err
