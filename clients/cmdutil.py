@@ -67,7 +67,7 @@ def list_datasets(c: Client, prefix: str = "") -> list:
     except errors.RpcError as exc:
         # A server without the method answers UNIMPLEMENTED (or INTERNAL, through its error interceptor).
         if exc.code_name == "UNIMPLEMENTED" or (exc.code_name == "INTERNAL" and "ListDatasets" in exc.details):
-            raise errors.FailedPrecondition(exc.code, "this server cannot list datasets (it has no "
+            raise errors.FailedPrecondition(grpc.StatusCode.FAILED_PRECONDITION, "this server cannot list datasets (it has no "
                                                       "ListDatasets); give whole dataset ids") from None
         raise
 

@@ -155,15 +155,19 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
                       "" if r["timings"].get("train") is None else f"{1e3 * r['timings']['train']:.1f}"])
     out.table(f"results, sorted by {metric}", columns, table)
     for entry in cv:
-        where = ", ".join(f"{_short(k)}={_fmt(v)}" for k, v in entry["overrides"].items())
-        scores = " ".join(out.pct(v) if "accuracy" in metric else out.num(v) for v in entry["folds"])
-        mean = out.pct(entry["mean"]) if "accuracy" in metric else out.num(entry["mean"])
-        std = out.pct(entry["std"]) if "accuracy" in metric else out.num(entry["std"])
-        print(f"{sw.folds}-fold cross-validation{' (' + where + ')' if where else ''}: {metric} mean {mean} "
-              f"± {std}  (folds: {scores})")
+        print(cv_line(entry, sw.folds, metric))
     if failed:
         print(f"{failed} of {len(rows)} jobs did not succeed")
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def cv_line(entry: dict, folds: int, metric: str) -> str:
+    """One grid point's cross-validated mean, spread and folds, as the sweep table ends."""
+    fmt = out.pct if "accuracy" in metric else out.num
+    where = ", ".join(f"{_short(k)}={_fmt(v)}" for k, v in entry["overrides"].items())
+    scores = " ".join(fmt(v) for v in entry["folds"])
+    return (f"{folds}-fold cross-validation{' (' + where + ')' if where else ''}: {metric} mean "
+            f"{fmt(entry['mean'])} ± {fmt(entry['std'])}  (folds: {scores})")
 
 
 def _default_metric(rows: list) -> str:
