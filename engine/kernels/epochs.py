@@ -23,7 +23,8 @@ from .columns import (I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, I_SMALL
                       M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W)
 from .optimizers import HP_CLIP, HP_DECAY, SGD
 from .rng import shuffle
-from .small import apply_update, small_step_fold, small_step_update
+from .small import small_step_fold, small_step_update
+from .update import clip_gradients, update_layer
 
 
 def _make_forward(blas_ok: bool):
@@ -56,7 +57,8 @@ forward_loops = _make_forward(False)
 def _make_train_step(fold: bool):
     """train_step for one update rule, fixed when it is compiled: `fold`, plain SGD without
     clipping, folds the update into the weight-gradient GEMM; otherwise the gradients go to
-    `grad` and apply_update runs the optimizer. Each variant compiles only its own code."""
+    `grad` and each layer's update runs right after them (update.py: on the job's threads when
+    `spread`; after the whole gradient when clipping). Each variant compiles only its own code."""
 
     @variant("train_step_fold" if fold else "train_step_update")
     def train_step(x, x_off, y, y_off, rows, theta, grad, opt, step, acts, deltas, a_off, meta,
@@ -73,6 +75,14 @@ def _make_train_step(fold: bool):
             activation_backward(deltas, a_off[last], acts, a_off[last], rows, n_out,
                                 meta[last, M_ACT], slopes[last])
         decay = hp[HP_DECAY]
+        # The other rules: each layer is updated right after its gradients (update.py), unless
+        # clipping needs the whole gradient first.
+        kind = ints[I_OPT]
+        clipped = hp[HP_CLIP] > 0.0
+        t = 0
+        if not fold:
+            step[0] += 1
+            t = step[0]
         alpha = -lr if fold else 1.0
         beta_w = 1.0 - lr * decay if fold else 0.0
         beta_b = 1.0 if fold else 0.0
@@ -94,8 +104,14 @@ def _make_train_step(fold: bool):
                                        target, meta[l, M_W], use_blas, iscr, fscr, spread)
             if meta[l, M_FREEZE_B] == 0:
                 dense_backward_bias(deltas, a_off[l], rows, n_o, alpha, beta_b, target, meta[l, M_B])
+            if not fold:
+                if not clipped:
+                    update_layer(theta, grad, opt, meta, l, kind, lr, hp, t, spread)
         if not fold:
-            apply_update(theta, grad, opt, step, meta, hp, lr, ints[I_OPT])
+            if clipped:
+                clip_gradients(grad, meta, hp)
+                for l in range(n_layers):
+                    update_layer(theta, grad, opt, meta, l, kind, lr, hp, t, spread)
         return loss, correct
     return train_step
 

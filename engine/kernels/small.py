@@ -18,7 +18,8 @@ from .activations import LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH, tanh_f32
 from .blas import typed
 from .columns import I_ACC, I_LOSS, I_OPT, M_ACT, M_B, M_FREEZE_B, M_FREEZE_W, M_IN, M_OUT, M_W
 from .losses import BCE, HALF_SSE, MSE, count_correct
-from .optimizers import HP_CLIP, HP_DECAY, optimizer_update
+from .optimizers import HP_DECAY, optimizer_update
+from .update import clip_gradients
 
 
 @njit(**JIT)
@@ -211,27 +212,12 @@ small_step_update = _make_small_step(False)
 
 @njit(**JIT)
 def apply_update(theta, grad, opt, step, meta, hp, lr, kind):
-    """Clip the global gradient norm if asked, then update every trainable range."""
-    n_layers = meta.shape[0]
+    """Clip the global gradient norm if asked, then update every trainable range, on this thread."""
     step[0] += 1
-    clip = hp[HP_CLIP]
-    if clip > 0.0:
-        total = 0.0
-        for l in range(n_layers):
-            if meta[l, M_FREEZE_W] == 0:
-                for i in range(meta[l, M_W], meta[l, M_W] + meta[l, M_IN] * meta[l, M_OUT]):
-                    total += float(grad[i]) * float(grad[i])
-            if meta[l, M_FREEZE_B] == 0:
-                for i in range(meta[l, M_B], meta[l, M_B] + meta[l, M_OUT]):
-                    total += float(grad[i]) * float(grad[i])
-        norm = np.sqrt(total)
-        if norm > clip:
-            scale = typed(grad, clip / (norm + 1e-6))
-            for i in range(grad.shape[0]):
-                grad[i] *= scale
+    clip_gradients(grad, meta, hp)
     t = step[0]
     decay = hp[HP_DECAY]
-    for l in range(n_layers):
+    for l in range(meta.shape[0]):
         w = meta[l, M_W]
         b = meta[l, M_B]
         if meta[l, M_FREEZE_W] == 0:
