@@ -238,12 +238,18 @@ def _derivative(code: int, a: str, l: int) -> str:
     return "ONE"
 
 
-def _row_lines(layers, loss, acc, is32, sfx: str, r: str) -> list:
-    """One row of a batch (row index expression r): forward, loss, deltas, gradient sums.
+def _chain(first: str, terms) -> str:
+    """first + t1 + t2 + ...: Python adds left to right, as the generic loops' `s += t` do."""
+    return " + ".join([first, *terms])
 
-    Per-row variables carry the suffix sfx (four rows written out side by side, for the SLP
-    vectorizer, measured no faster than one row per iteration: the epoch is a chain of
-    dependent latencies). Each sum (total, hit, gw*, gb*) adds its rows in row order."""
+
+def _row_lines(layers, loss, acc, is32) -> list:
+    """One row r of a batch: forward, loss, deltas, and its terms added to the gradient sums.
+
+    Written in single assignments (a sum is one expression, evaluated left to right as the
+    generic loops' `s += ...` are): Numba's SSA pass and type inference take much longer over
+    variables assigned again and again. Each sum across rows (total, hit, gw*, gb*) adds the
+    rows in row order."""
     lines = []
     emit = lines.append
     last = len(layers) - 1
@@ -252,105 +258,94 @@ def _row_lines(layers, loss, acc, is32, sfx: str, r: str) -> list:
     out_act = layers[last][2]
 
     def inp(l: int, i: int) -> str:   # input i of layer l
-        return f"x{sfx}_{i}" if l == 0 else f"a{l - 1}{sfx}_{i}"
+        return f"x_{i}" if l == 0 else f"a{l - 1}_{i}"
 
-    emit(f"src{sfx} = perm[start + {r}] if gather else start + {r}")
-    emit(f"xo{sfx} = src{sfx} * {n_in0}")
-    emit(f"yo{sfx} = src{sfx} * {n_out}")
+    emit("src = perm[start + r]")   # the identity order unless shuffled (set at the start of the call)
+    emit(f"xo = src * {n_in0}")
+    emit(f"yo = src * {n_out}")
     for i in range(n_in0):
-        emit(f"x{sfx}_{i} = x[xo{sfx} + {i}]")
-    s = f"s{sfx}"
+        emit(f"x_{i} = x[xo + {i}]")
     # Forward.
     for l, (n_i, n_o, act, _slope, _fw, _fb) in enumerate(layers):
         for o in range(n_o):
-            emit(f"{s} = b{l}_{o}")
-            for i in range(n_i):
-                emit(f"{s} += {inp(l, i)} * w{l}_{o}_{i}")
-            emit(f"a{l}{sfx}_{o} = {_activation(act, s, l, is32)}")
+            z = f"z{l}_{o}"
+            emit(f"{z} = {_chain(f'b{l}_{o}', [f'{inp(l, i)} * w{l}_{o}_{i}' for i in range(n_i)])}")
+            if act == SOFTMAX:
+                continue
+            emit(f"a{l}_{o} = {_activation(act, z, l, is32)}")
         if act == SOFTMAX:
-            pk, tot = f"pk{sfx}", f"tot{sfx}"
-            emit(f"{pk} = a{l}{sfx}_0")
+            peak = f"z{l}_0"
             for o in range(1, n_o):
-                emit(f"{pk} = max({pk}, a{l}{sfx}_{o})")
-            emit(f"{tot} = ZERO")
+                peak = f"max({peak}, z{l}_{o})"
+            emit(f"pk{l} = {peak}")
             for o in range(n_o):
-                emit(f"a{l}{sfx}_{o} = np.exp(a{l}{sfx}_{o} - {pk})")
-                emit(f"{tot} += a{l}{sfx}_{o}")
+                emit(f"e{l}_{o} = np.exp(z{l}_{o} - pk{l})")
+            emit(f"tot{l} = {_chain('ZERO', [f'e{l}_{o}' for o in range(n_o)])}")
             for o in range(n_o):
-                emit(f"a{l}{sfx}_{o} = a{l}{sfx}_{o} / {tot}")
+                emit(f"a{l}_{o} = e{l}_{o} / tot{l}")
     # Loss, and dL/dz of the output layer (small_step's order).
-    t = [f"t{sfx}_{o}" for o in range(n_out)]
+    t = [f"t_{o}" for o in range(n_out)]
     for o in range(n_out):
-        emit(f"{t[o]} = y[yo{sfx} + {o}]")
-    A = [f"a{last}{sfx}_{o}" for o in range(n_out)]
-    D = [f"d{last}{sfx}_{o}" for o in range(n_out)]
-    diff, g, dot, p = f"diff{sfx}", f"g{sfx}", f"dot{sfx}", f"p{sfx}"
+        emit(f"{t[o]} = y[yo + {o}]")
+    A = [f"a{last}_{o}" for o in range(n_out)]
+    D = [f"d{last}_{o}" for o in range(n_out)]
     if loss in (HALF_SSE, MSE):
-        if out_act == SOFTMAX:
-            emit(f"{dot} = ZERO")
         for o in range(n_out):
-            emit(f"{diff} = {A[o]} - {t[o]}")
-            emit(f"total += float({diff}) * float({diff})")
-            emit(f"{g} = {diff} * scale")
-            if out_act == SOFTMAX:
-                emit(f"{D[o]} = {g}")
-                emit(f"{dot} += {g} * {A[o]}")
-            else:
-                emit(f"{D[o]} = {g} * {_derivative(out_act, A[o], last)}")
-        if out_act == SOFTMAX:
+            emit(f"diff_{o} = {A[o]} - {t[o]}")
+        emit(f"total = {_chain('total', [f'float(diff_{o}) * float(diff_{o})' for o in range(n_out)])}")
+        for o in range(n_out):
+            emit(f"g_{o} = diff_{o} * scale")
+        if out_act == SOFTMAX:   # the softmax Jacobian times dL/da
+            emit(f"dot = {_chain('ZERO', [f'g_{o} * {A[o]}' for o in range(n_out)])}")
             for o in range(n_out):
-                emit(f"{D[o]} = {A[o]} * ({D[o]} - {dot})")
+                emit(f"{D[o]} = {A[o]} * (g_{o} - dot)")
+        else:
+            for o in range(n_out):
+                emit(f"{D[o]} = g_{o} * {_derivative(out_act, A[o], last)}")
     elif loss == BCE:
         for o in range(n_out):
-            emit(f"{p} = min(max(float({A[o]}), EPS), 1.0 - EPS)")
-            emit(f"total -= float({t[o]}) * np.log({p}) + (1.0 - float({t[o]})) * np.log(1.0 - {p})")
+            emit(f"p_{o} = min(max(float({A[o]}), EPS), 1.0 - EPS)")
+            emit(f"total -= float({t[o]}) * np.log(p_{o}) + (1.0 - float({t[o]})) * np.log(1.0 - p_{o})")
             emit(f"{D[o]} = ({A[o]} - {t[o]}) * scale")
     else:  # softmax cross-entropy, fused
-        ysum = f"ysum{sfx}"
-        emit(f"{ysum} = ZERO")
         for o in range(n_out):
             emit(f"if {t[o]} != 0:")
             emit(f"    total -= float({t[o]}) * np.log(max(float({A[o]}), EPS))")
-            emit(f"{ysum} += {t[o]}")
+        emit(f"ysum = {_chain('ZERO', t)}")
         for o in range(n_out):
-            emit(f"{D[o]} = ({A[o]} * {ysum} - {t[o]}) * scale")
+            emit(f"{D[o]} = ({A[o]} * ysum - {t[o]}) * scale")
     # Correct predictions (losses.count_correct).
     if acc == ARGMAX:
-        ba, ia, by, iy = f"best_a{sfx}", f"arg_a{sfx}", f"best_y{sfx}", f"arg_y{sfx}"
-        emit(f"{ba} = {A[0]}")
-        emit(f"{ia} = 0")
-        emit(f"{by} = {t[0]}")
-        emit(f"{iy} = 0")
+        emit(f"best_a = {A[0]}")
+        emit("arg_a = 0")
+        emit(f"best_y = {t[0]}")
+        emit("arg_y = 0")
         for o in range(1, n_out):
-            emit(f"if {A[o]} > {ba}:")
-            emit(f"    {ba} = {A[o]}")
-            emit(f"    {ia} = {o}")
-            emit(f"if {t[o]} > {by}:")
-            emit(f"    {by} = {t[o]}")
-            emit(f"    {iy} = {o}")
-        emit(f"if {ia} == {iy}:")
+            emit(f"if {A[o]} > best_a:")
+            emit(f"    best_a = {A[o]}")
+            emit(f"    arg_a = {o}")
+            emit(f"if {t[o]} > best_y:")
+            emit(f"    best_y = {t[o]}")
+            emit(f"    arg_y = {o}")
+        emit("if arg_a == arg_y:")
         emit("    hit += 1")
     elif acc == THRESHOLD:
-        for o in range(n_out):
-            emit(f"if ({A[o]} > 0.5) == ({t[o]} > 0.5):")
-            emit("    hit += 1")
+        emit(f"hit += {' + '.join(f'(({A[o]} > 0.5) == ({t[o]} > 0.5))' for o in range(n_out))}")
     # Backward: deltas of every layer from the weights before the update, then the sums.
     for l in range(last, -1, -1):
         n_i, n_o, _act, _slope, frz_w, frz_b = layers[l]
         if l > 0:
             below = layers[l - 1][2]
             for i in range(n_i):
-                emit(f"{s} = ZERO")
-                for o in range(n_o):
-                    emit(f"{s} += d{l}{sfx}_{o} * w{l}_{o}_{i}")
-                emit(f"d{l - 1}{sfx}_{i} = {s} * {_derivative(below, f'a{l - 1}{sfx}_{i}', l - 1)}")
+                s = _chain("ZERO", [f"d{l}_{o} * w{l}_{o}_{i}" for o in range(n_o)])
+                emit(f"d{l - 1}_{i} = ({s}) * {_derivative(below, f'a{l - 1}_{i}', l - 1)}")
         if not frz_w:
             for o in range(n_o):
                 for i in range(n_i):
-                    emit(f"gw{l}_{o}_{i} += d{l}{sfx}_{o} * {inp(l, i)}")
+                    emit(f"gw{l}_{o}_{i} += d{l}_{o} * {inp(l, i)}")
         if not frz_b:
             for o in range(n_o):
-                emit(f"gb{l}_{o} += d{l}{sfx}_{o}")
+                emit(f"gb{l}_{o} += d{l}_{o}")
     return lines
 
 
@@ -410,6 +405,9 @@ EPS = {1e-7 if is32 else 1e-15!r}
     emit(f"{ind}gather = ints[4] != 0 and batch < n_rows")
     emit(f"{ind}n_batches = (n_rows + batch - 1) // batch")
     emit(f"{ind}decay = hp[6]")
+    emit(f"{ind}if not gather:   # rows in order: perm is the identity (run_epochs leaves it so too)")
+    emit(f"{ind}    for i in range(n_rows):")
+    emit(f"{ind}        perm[i] = i")
     for k, p in enumerate(params):
         emit(f"{ind}{p} = theta[{k}]")
     emit(f"{ind}for e in range(lrs.shape[0]):")
@@ -440,7 +438,7 @@ EPS = {1e-7 if is32 else 1e-15!r}
     emit(f"{ind3}hit = 0")
     i4 = ind * 4
     emit(f"{ind3}for r in range(rows):")
-    out.extend(i4 + line for line in _row_lines(layers, loss, acc, is32, "", "r"))
+    out.extend(i4 + line for line in _row_lines(layers, loss, acc, is32))
     # The batch's loss and the update (small_step_fold's order: last layer first).
     if loss == HALF_SSE:
         emit(f"{ind3}loss = 0.5 * total / rows")
