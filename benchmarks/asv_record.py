@@ -4,10 +4,10 @@
 
 `make bench` and `make bench-record` run asv in .venv as an existing environment, and asv
 names such an environment after the interpreter's absolute path
-(`existing-py_home_me_fusetrain_.venv_bin_python`): in the result file's name and in its
-`env_name`. Committed, that would differ from one clone to the next and split one commit's
+(`existing-py_home_me_fusetrain_.venv_bin_python`): in the result file's name, in its
+`env_name`, and as its `python` (the path itself). Committed, that would differ from one clone to the next and split one commit's
 history into as many files. This renames every such result of the profile to
-`<commit8>-existing-venv.json` (env_name `existing-venv`); when that file already holds
+`<commit8>-existing-venv.json` (env_name `existing-venv`, python e.g. `3.11-venv`); when that file already holds
 results of the same commit, the two are merged, the newer run's figures winning benchmark by
 benchmark. Run by the Makefile after each existing-environment run; running it twice changes
 nothing.
@@ -22,6 +22,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ENV_NAME = "existing-venv"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}-venv"     # asv_record runs in .venv
 
 
 def _write(path: Path, data: dict) -> None:
@@ -36,17 +37,23 @@ def normalize(results: Path, machine: str) -> list[Path]:
             continue
         data = json.loads(path.read_text())
         env = data.get("env_name", "")
-        if not env.startswith("existing-") or env == ENV_NAME:
+        if not env.startswith("existing-") or (env == ENV_NAME and "/" not in str(data.get("python", ""))):
             continue
         target = path.with_name(f"{data['commit_hash'][:8]}-{ENV_NAME}.json")
-        if target.is_file():
+        if target.is_file() and target != path:
             old = json.loads(target.read_text())
             if old.get("result_columns") == data.get("result_columns"):
                 data["results"] = {**old.get("results", {}), **data.get("results", {})}
                 data["durations"] = {**old.get("durations", {}), **data.get("durations", {})}
         data["env_name"] = ENV_NAME
+        # asv also files the interpreter's path as the environment's "python" (and as a param).
+        if "/" in str(data.get("python", "")):
+            data["python"] = PYTHON
+        if "/" in str(data.get("params", {}).get("python", "")):
+            data["params"]["python"] = PYTHON
         _write(target, data)
-        path.unlink()
+        if path != target:
+            path.unlink()
         written.append(target)
     return written
 

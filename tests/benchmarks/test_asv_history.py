@@ -176,12 +176,14 @@ def test_existing_environment_results_lose_the_local_path(tmp_path):
     columns = ["result", "params"]
 
     def result(env, results):
+        python = "/home/someone/fusetrain/.venv/bin/python" if env == local else "3.11-venv"
         return {"commit_hash": commit, "env_name": env, "date": 1, "result_columns": columns,
-                "results": results, "durations": {}, "version": 2}
+                "results": results, "durations": {}, "version": 2, "python": python,
+                "params": {"machine": "ci-2core", "python": python}}
 
+    local = "existing-py_home_someone_fusetrain_.venv_bin_python"
     (folder / "cccccccc-existing-venv.json").write_text(json.dumps(result(
         "existing-venv", {"a.old": [[1.0], []], "a.both": [[2.0], []]})))
-    local = "existing-py_home_someone_fusetrain_.venv_bin_python"
     (folder / f"cccccccc-{local}.json").write_text(json.dumps(result(local, {"a.both": [[3.0], []]})))
     (folder / "machine.json").write_text("{}")
     written = record.normalize(tmp_path, "ci-2core")
@@ -189,6 +191,12 @@ def test_existing_environment_results_lose_the_local_path(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["cccccccc-existing-venv.json", "machine.json"]
     data = json.loads(written[0].read_text())
     assert data["env_name"] == "existing-venv"
+    assert data["python"] == data["params"]["python"] == f"{sys.version_info.major}.{sys.version_info.minor}-venv"
     assert data["results"] == {"a.old": [[1.0], []], "a.both": [[3.0], []]}
     assert record.normalize(tmp_path, "ci-2core") == []
+    # A renamed file that still names the interpreter's path is fixed in place, not lost.
+    data["python"] = "/somewhere/.venv/bin/python"
+    written[0].write_text(json.dumps(data))
+    assert record.normalize(tmp_path, "ci-2core") == written
+    assert json.loads(written[0].read_text())["results"] == {"a.old": [[1.0], []], "a.both": [[3.0], []]}
     assert "someone" not in written[0].read_text()
