@@ -40,10 +40,13 @@ from .kernels.epochs import folds
 from .kernels.losses import ARGMAX, BCE, HALF_SSE, MSE, SCE, THRESHOLD
 
 # Which architectures get a generated loop: every layer at most MAX_UNITS units and MAX_UNITS
-# inputs, and at most MAX_PARAMS parameters in all (the seeds' 7-5-3 has 58). Measured in the
-# module docstring's commit: see docs/ENGINE.md.
+# inputs, and at most MAX_PARAMS parameters in all. Compile time grows faster than the
+# parameter count (Numba's SSA pass visits every statement for every reassigned variable): on
+# a loaded 2-core machine 2-2-1 (9 parameters) compiled in 3.0-3.6 s, 7-5-3 (58) in 7.2 s,
+# 8-8-4 (108) in 20 s and 8-8-8 (144) in 33 s, for 3-5x the generic loop's samples/s. The
+# seeds' 7-5-3 is in; Iris's 4-8-3 (67) is not.
 MAX_UNITS = 8
-MAX_PARAMS = 128
+MAX_PARAMS = 64
 # FUSETRAIN_TINY=0 turns the generated path off (the generic loop for every job).
 ENABLED = os.environ.get("FUSETRAIN_TINY", "1") != "0"
 # A new architecture's loop compiles on a thread while its job runs the generic loop, when that

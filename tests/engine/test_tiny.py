@@ -17,6 +17,7 @@ import pytest
 import fusetrain.engine as engine
 from fusetrain.engine import (LayerSpec, ModelSpec, OptimizerSpec, ScheduleSpec, TrainConfig, cache,
                               tinygen)
+from fusetrain.engine.layout import Layout
 
 pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="compiles generated kernels")
 
@@ -179,10 +180,11 @@ def test_chunks_callbacks_and_resume_are_bit_identical(used, monkeypatch):
     same(whole, rest)
 
 
-@pytest.mark.parametrize("change", ["adam", "momentum", "clip", "wide", "disabled"])
+@pytest.mark.parametrize("change", ["adam", "momentum", "clip", "wide", "many", "disabled"])
 def test_other_jobs_fall_back_to_the_generic_loop(used, monkeypatch, change):
-    x, y = data(12, 3, 2, "binary")
-    units, opt = 4, OptimizerSpec("sgd", learning_rate=0.1)
+    inputs = 8 if change == "many" else 3   # 8-8-2: 90 parameters, over MAX_PARAMS
+    x, y = data(12, inputs, 2, "binary")
+    units, opt = (8 if change == "many" else 4), OptimizerSpec("sgd", learning_rate=0.1)
     if change in ("adam", "momentum"):
         opt = OptimizerSpec(change, learning_rate=0.01)
     elif change == "clip":
@@ -191,7 +193,9 @@ def test_other_jobs_fall_back_to_the_generic_loop(used, monkeypatch, change):
         units = tinygen.MAX_UNITS + 1
     else:
         monkeypatch.setattr(tinygen, "ENABLED", False)
-    m = ModelSpec(3, [LayerSpec(units, "tanh"), LayerSpec(2, "sigmoid")], loss="half_sse", seed=1, dtype="float32")
+    m = ModelSpec(inputs, [LayerSpec(units, "tanh"), LayerSpec(2, "sigmoid")], loss="half_sse", seed=1,
+                  dtype="float32")
+    assert (Layout.of(m).n_params > tinygen.MAX_PARAMS) == (change == "many")
 
     def broken(*args, **kwargs):
         raise AssertionError("the generated loop must not run")
