@@ -331,8 +331,12 @@ def _serve(args) -> int:
         except ValueError as exc:
             print(f"fusetrain serve: {exc}", file=sys.stderr)
             return 2
-    from fusetrain.service.config import ServerConfig, ServiceLimits
-    from fusetrain.service.server import serve
+    try:
+        from fusetrain.service.config import ServerConfig, ServiceLimits
+        from fusetrain.service.server import serve
+    except ImportError:                    # a client-only install: the service is an extra
+        print("fusetrain serve: the server is not installed: pip install 'fusetrain[server]'", file=sys.stderr)
+        return 3
 
     limits = ServiceLimits()
     for key in ("max_message_bytes", "max_dataset_bytes", "max_parameters", "max_epochs",
@@ -383,7 +387,12 @@ def exit_code(exc: BaseException) -> int:
         return 6
     if isinstance(exc, errors.JobFailed):
         return 1
-    return 7
+    # An error raised in this process by shared code (fusetrain.wire) travels by its code name.
+    return _BY_CODE.get(getattr(exc, "code_name", ""), 7)
+
+
+_BY_CODE = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 4, "FAILED_PRECONDITION": 5, "RESOURCE_EXHAUSTED": 5,
+            "ALREADY_EXISTS": 5, "UNAUTHENTICATED": 5, "UNAVAILABLE": 6, "DEADLINE_EXCEEDED": 6}
 
 
 def main(argv=None) -> int:
@@ -409,6 +418,9 @@ def main(argv=None) -> int:
         if getattr(args, "json", False):
             from .output import print_json
             print_json({"error": {"code": kind, "message": message, "exit_code": code}})
+        if isinstance(exc, errors.MissingExtra):       # one line: the pip command that adds it
+            print(f"fusetrain {args.command}: {message}", file=sys.stderr)
+            return code
         hint = ""
         if code == 6:
             from .client import default_address

@@ -25,6 +25,7 @@ import numpy as np
 from google.protobuf import struct_pb2
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
+from fusetrain.wire.tensors import array_to_tensor, tensor_to_array
 
 from . import errors, jobfiles
 from .jobfiles import SpecLike
@@ -372,8 +373,8 @@ class Client:
         outs = []
         for start in range(0, max(len(x), 1), rows):
             part = x[start:start + rows]
-            resp = self._call("Predict", pb.PredictRequest(job_id=job_id, x=jobfiles.array_tensor(part)))
-            outs.append(jobfiles.tensor_array(resp.y).reshape(len(part), -1))
+            resp = self._call("Predict", pb.PredictRequest(job_id=job_id, x=array_to_tensor(part)))
+            outs.append(tensor_to_array(resp.y, "y", copy=True).reshape(len(part), -1))
         return np.concatenate(outs) if len(outs) > 1 else outs[0]
 
     # --------------------------------------------------------------------------------- train

@@ -81,6 +81,7 @@ def save_npz(path, layers, normalization=None, metadata=None) -> None:
 
 
 def save_safetensors(path, layers, normalization=None, metadata=None) -> None:
+    _needs("safetensors", "writing .safetensors")
     from safetensors.numpy import save
 
     blob = save(tensors(layers, normalization), metadata={"model.json": describe(layers, normalization, metadata)})
@@ -103,9 +104,18 @@ def load_safetensors(path) -> tuple[list[Layer], Optional[Normalization], dict]:
     return _from_tensors(arrays, meta)
 
 
+def _needs(module: str, what: str):
+    """Import an export dependency, or an ExportError naming the extra that installs it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExportError(f"{what} needs {module.split('.')[0]}: pip install 'fusetrain[export]'") from None
+
+
 def to_onnx(layers: Sequence[Layer], normalization: Optional[Normalization] = None, name: str = "fusetrain_mlp"):
     """An onnx.ModelProto computing the model's output activations from input "x" (batch, inputs)."""
-    import onnx
+    onnx = _needs("onnx", "writing .onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     if not layers:

@@ -29,6 +29,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 from google.protobuf import json_format
 
+from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import job_pb2
 from fusetrain.wire import paths
 
@@ -260,36 +261,10 @@ def attach_arrays(spec: job_pb2.JobSpec, x, y, store: Store, which: str = "train
     src = getattr(spec.data, which)
     src.Clear()
     if x.nbytes + y.nbytes <= inline_bytes:
-        src.x.CopyFrom(array_tensor(x))
-        src.y.CopyFrom(array_tensor(y))
+        src.x.CopyFrom(array_to_tensor(x))
+        src.y.CopyFrom(array_to_tensor(y))
     else:
         src.dataset_id = store({"x": x, "y": y}, which)
-
-
-_TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8")
-
-
-def array_tensor(a: np.ndarray) -> job_pb2.Tensor:
-    """A Tensor of raw little-endian bytes (dtypes the server takes; others as float64)."""
-    a = np.asarray(a)
-    name = a.dtype.name if a.dtype.name in _TENSOR_DTYPES else "float64"
-    data = np.ascontiguousarray(a, dtype=np.dtype(name).newbyteorder("<")).tobytes()
-    return job_pb2.Tensor(dtype=name, shape=list(a.shape), data=data)
-
-
-_NP_DTYPES = {"float32": "<f4", "float64": "<f8", "int32": "<i4", "int64": "<i8", "uint8": "u1"}
-
-
-def tensor_array(t: job_pb2.Tensor) -> np.ndarray:
-    """A Tensor (raw bytes or values) as a native-order array of its shape."""
-    name = t.dtype or "float64"
-    if name not in _NP_DTYPES:
-        raise SpecError(f"tensor dtype {name!r} is not one of {', '.join(_NP_DTYPES)}")
-    if t.data:
-        arr = np.frombuffer(t.data, dtype=_NP_DTYPES[name]).astype(name)
-    else:
-        arr = np.asarray(t.values, dtype=np.float64).astype(name)
-    return arr.reshape(tuple(t.shape)) if len(t.shape) else arr
 
 
 # -------------------------------------------------------------------------------------- sweeps

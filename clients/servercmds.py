@@ -122,7 +122,13 @@ def _kernel_line(k: dict, workers: int) -> str:
 
 def _local_info(args) -> int:
     from .localinfo import local_info, print_local
-    doc = local_info()
+    try:
+        doc = local_info()
+    except ImportError:                    # a client-only install: no engine, so no kernels here
+        from . import errors
+        raise errors.MissingExtra("this install has no engine (so no kernel cache): pip install "
+                                  "'fusetrain[server]', or ask a server: fusetrain info --server ADDRESS",
+                                  "server") from None
     if args.json:
         out.print_json(doc)
     else:

@@ -15,12 +15,13 @@ from typing import Optional
 import numpy as np
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb
+from fusetrain.wire.metrics import EPOCH_FIELDS, FINAL_FIELDS, epoch_row
+from fusetrain.wire.tensors import tensor_to_array
 
 from .export import Layer, Normalization
-from .jobfiles import tensor_array
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+METRICS = FINAL_FIELDS          # the wire's names (fusetrain.v1.FinalMetrics)
 
 
 def _time(ts) -> Optional[datetime]:
@@ -147,8 +148,7 @@ def event_to_dict(event) -> dict:
     return out
 
 
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds", "samples_per_second")
+HISTORY_FIELDS = EPOCH_FIELDS    # the wire's names (fusetrain.v1.EpochMetrics)
 
 
 class History:
@@ -159,9 +159,7 @@ class History:
 
     @classmethod
     def from_proto(cls, items) -> "History":
-        rows = [[m.epoch, m.train_loss, *(getattr(m, k) if m.HasField(k) else math.nan for k in METRICS[1:]),
-                 m.learning_rate, m.seconds, m.samples_per_second] for m in items]
-        return cls(np.array(rows, dtype=np.float64))
+        return cls(np.array([epoch_row(m) for m in items], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.array)
@@ -202,7 +200,8 @@ class Result:
 
     @classmethod
     def from_proto(cls, r: pb.JobResult, spec: job_pb2.JobSpec) -> "Result":
-        weights = [(tensor_array(layer.weights), tensor_array(layer.bias)) for layer in r.layers]
+        weights = [(tensor_to_array(layer.weights, copy=True), tensor_to_array(layer.bias, copy=True))
+                   for layer in r.layers]
         for i, (w, b) in enumerate(weights):
             units = spec.model.layers[i].units if i < len(spec.model.layers) else len(b)
             if w.ndim == 1:
@@ -215,8 +214,8 @@ class Result:
             raise ValueError(f"job {r.job_id}: the weights received do not match their sha256")
         norm = None
         if r.HasField("normalization") and r.normalization.kind not in ("", "none"):
-            norm = Normalization(r.normalization.kind, tensor_array(r.normalization.shift),
-                                 tensor_array(r.normalization.scale))
+            norm = Normalization(r.normalization.kind, tensor_to_array(r.normalization.shift, copy=True),
+                                 tensor_to_array(r.normalization.scale, copy=True))
         acts = [(layer.activation or "sigmoid", layer.leaky_slope if layer.HasField("leaky_slope") else 0.01)
                 for layer in spec.model.layers]
         t = r.timings

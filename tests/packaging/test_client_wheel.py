@@ -10,6 +10,7 @@ its cache. The server runs from this environment on 127.0.0.1, warming up meanwh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,6 +91,17 @@ def test_client_wheel_without_extras(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and out.stdout == "", out.stdout + out.stderr
         assert "fusetrain train --local needs the engine: pip install 'fusetrain[server]'" in lines[0]
+
+        # So do serve and the machine's own info, and the exports need theirs: one line each, exit 3.
+        job_id = json.loads(_run([fusetrain, "jobs", "--server", server.address, "--json"], cwd=tmp_path,
+                                 env=env).stdout)[0]["id"]
+        for command, extra in ((["serve", "--address", "127.0.0.1:0"], "fusetrain[server]"),
+                               (["info"], "fusetrain[server]"),
+                               (["result", job_id, "--server", server.address, "-o", "m.onnx"], "fusetrain[export]")):
+            out = _run([fusetrain, *command], cwd=tmp_path, env=env)
+            lines = out.stderr.strip().splitlines()
+            assert out.returncode == 3 and len(lines) == 1, (command, out.stdout + out.stderr)
+            assert f"pip install '{extra}'" in lines[0] and "Traceback" not in out.stderr, (command, lines)
     finally:
         server.stop()
         shutil.rmtree(tmp_path / "client-venv", ignore_errors=True)
