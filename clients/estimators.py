@@ -206,8 +206,8 @@ class _FusetrainMLP(BaseEstimator):
         o = plan["optimizer"]
         optimizer = engine.OptimizerSpec(
             kind=o["kind"], learning_rate=o["learning_rate"], momentum=o["momentum"], beta1=o["beta1"],
-            beta2=o["beta2"], rho=o["rho"], epsilon=o["epsilon"], weight_decay=o["weight_decay"], clip_norm=o["clip_norm"],
-            schedule=engine.ScheduleSpec(kind=plan["schedule"]))
+            beta2=o["beta2"], rho=o["rho"], epsilon=o["epsilon"], weight_decay=o["weight_decay"],
+            clip_norm=o["clip_norm"], schedule=engine.ScheduleSpec(kind=plan["schedule"]))
         t = plan["training"]
         es = plan["early_stopping"]
         config = engine.TrainConfig(
