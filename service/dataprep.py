@@ -15,8 +15,9 @@ from typing import Optional
 
 import numpy as np
 
+from fusetrain.wire.tensors import tensor_to_array
+
 from .errors import InvalidArgument
-from .tensors import tensor_to_array
 
 KINDS = ("minmax", "standardize")
 

@@ -9,10 +9,11 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb
+from fusetrain.wire.metrics import epoch_message
+from fusetrain.wire.tensors import array_to_tensor, tensor_to_array
 
 from .executor import METRIC_FIELDS
 from .store import request_id_of
-from .tensors import array_to_tensor, tensor_to_array
 
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 ACTIVE = (pb.QUEUED, pb.RUNNING, pb.CANCELLING)
@@ -28,18 +29,7 @@ def state_name(state: int) -> str:
     return pb.JobState.Name(state)
 
 
-def epoch_metrics(row) -> pb.EpochMetrics:
-    """An EpochMetrics message from a row of executor.METRIC_FIELDS; NaN metrics are left unset."""
-    epoch, loss, acc, val_loss, val_acc, lr, secs, sps = (float(v) for v in row)
-    m = pb.EpochMetrics(epoch=int(epoch), train_loss=loss, learning_rate=_finite(lr),
-                        seconds=_finite(secs), samples_per_second=_finite(sps))
-    if not math.isnan(acc):
-        m.train_accuracy = acc
-    if not math.isnan(val_loss):
-        m.val_loss = val_loss
-    if not math.isnan(val_acc):
-        m.val_accuracy = val_acc
-    return m
+epoch_metrics = epoch_message     # a row of executor.METRIC_FIELDS (the wire's EPOCH_FIELDS)
 
 
 def pack_epoch_block(metrics: np.ndarray, when: float) -> bytes:

@@ -16,10 +16,10 @@ from fusetrain.engine import spec as es
 from fusetrain.engine.memory import terms as memory_terms
 from fusetrain.v1 import job_pb2
 from fusetrain.wire import paths
+from fusetrain.wire.tensors import tensor_to_array
 
 from .dataprep import check_normalization
 from .errors import InvalidArgument, ResourceExhausted
-from .tensors import array_to_tensor, tensor_to_array  # noqa: F401 -- array_to_tensor re-exported
 
 # ------------------------------------------------------------------------------- engine specs
 

@@ -31,7 +31,7 @@ def _long_epochs_spec(rows: int = 20_000):
 
 def _seeds_spec(seed: int, epochs: int = 20):
     from google.protobuf import json_format
-    from fusetrain.service.specs import array_to_tensor
+    from fusetrain.wire.tensors import array_to_tensor
     from fusetrain.v1 import job_pb2
     x, y = seeds_data()
     spec = json_format.ParseDict({

@@ -20,7 +20,7 @@ from reliability_helpers import ALICE, BOB, in_process_server, stub_for
 from service_helpers import upload, wait_done, watch, xor_spec
 
 from fusetrain.service.config import ServiceLimits
-from fusetrain.service.tensors import tensor_to_array
+from fusetrain.wire.tensors import tensor_to_array
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc as pb_grpc
 
 

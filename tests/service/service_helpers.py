@@ -17,7 +17,7 @@ from fusetrain.service.config import ServerConfig, ServiceLimits
 from fusetrain.service.jobfn import run_job
 from helpers import ServerProcess
 from fusetrain.service.server import Server
-from fusetrain.service.specs import array_to_tensor
+from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"

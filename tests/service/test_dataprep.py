@@ -10,7 +10,7 @@ from service_helpers import npz_bytes, upload, wait_done
 
 from fusetrain import engine
 from fusetrain.service.dataprep import fit_normalization, fold_rows, normalize
-from fusetrain.service.specs import array_to_tensor, tensor_to_array
+from fusetrain.wire.tensors import array_to_tensor, tensor_to_array
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 

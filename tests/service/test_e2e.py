@@ -12,7 +12,7 @@ from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from fusetrain.service.specs import array_to_tensor
+from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import service_pb2 as pb
 
 from service_helpers import long_spec, npz_bytes, seeds_data, seeds_spec, upload, wait_done, watch, xor_spec

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from fusetrain.service.specs import array_to_tensor
+from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from service_helpers import long_spec, npz_bytes, seeds_data, upload, wait_done, watch, xor_spec
