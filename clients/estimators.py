@@ -37,6 +37,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from fusetrain.wire.metrics import EPOCH_FIELDS
+
 __all__ = ["FusetrainClassifier", "FusetrainRegressor"]
 
 # scikit-learn's activation names alongside fusetrain's.
@@ -50,8 +52,7 @@ _OPTIMIZER_FIELDS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentu
                      "rmsprop": ("rho", "epsilon")}
 _OPTIMIZER_OWN = ("momentum", "beta1", "beta2", "rho", "epsilon")
 _EARLY_STOPPING = {False: None, True: "val_loss", "val_loss": "val_loss", "train_loss": "train_loss"}
-HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds", "samples_per_second")
+HISTORY_FIELDS = EPOCH_FIELDS      # history_'s keys: the wire's per-epoch metric names
 SEED_BOUND = 2**31 - 1
 
 
