@@ -14,6 +14,11 @@ nor the thread that runs a block can change a bit: the arithmetic is optimizer_u
 same as the serial loop of apply_update. Gradient-norm clipping needs the whole gradient
 first: with clipping on, the gradients are all computed, then clipped (clip_gradients, one
 serial sum in a fixed order), then every layer is updated over the same blocks.
+
+Measured on 2 cores, 784-512-256-10, batch 128, 2 threads (samples/s over plain SGD's, which
+folds its update into the GEMM): momentum 0.91, Adam 0.94, AdamW 0.89 (0.85, 0.80 and 0.81 with
+the serial loop after the backward pass). What is left is the traffic of the state itself:
+reading and writing a slot of 535k values per step, which plain SGD does not have.
 """
 
 import numpy as np
