@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from fusetrain import engine  # noqa: E402
 from fusetrain.service.config import ServiceLimits  # noqa: E402
 from fusetrain.service.specs import to_engine  # noqa: E402
-from fusetrain.service.tensors import array_to_tensor  # noqa: E402
+from fusetrain.wire.tensors import array_to_tensor  # noqa: E402
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc  # noqa: E402
 from helpers import ServerProcess, npz_bytes, seeds_data, upload, xor_spec  # noqa: E402
 

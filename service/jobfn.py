@@ -163,6 +163,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         "train_seconds": result.train_seconds,
         "dtype": job.model.dtype,
         "normalization": norm,
+        "class_names": list(spec.data.class_names),
         "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
     }
     # The JobResult message is built here, in parallel across workers, not in the server's one

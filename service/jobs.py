@@ -104,6 +104,12 @@ class JobManager:
     def dataset(self, dataset_id: str, owner: Optional[str] = None) -> pb.Dataset:
         return self.datasets.get(dataset_id, owner)
 
+    def list_datasets(self, prefix: str = "", owner: Optional[str] = None) -> list:
+        """The caller's datasets whose id starts with `prefix`, newest first."""
+        if len(prefix) > 64 or any(c not in "0123456789abcdef" for c in prefix):
+            raise InvalidArgument("id_prefix", "must be at most 64 lowercase hex digits (a dataset id's start)")
+        return self.datasets.list(owner, prefix)
+
     def delete_dataset(self, dataset_id: str, owner: Optional[str] = None) -> None:
         self.datasets.delete(dataset_id, owner)
 

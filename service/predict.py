@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fusetrain import engine
 from fusetrain.v1 import job_pb2, service_pb2 as pb
+from fusetrain.wire.tensors import TENSOR_DTYPES, array_to_tensor, tensor_to_array
 
 from .config import ServerConfig
 from .dataprep import normalize
@@ -21,7 +22,6 @@ from .errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from .messages import result_normalization, result_weights, state_name
 from .specs import engine_limits, to_engine
 from .store import Store
-from .tensors import TENSOR_DTYPES, array_to_tensor, tensor_to_array
 
 PREDICT_THREADS = 1         # predictions computed at once (each uses the engine's threads)
 
@@ -105,4 +105,6 @@ class Predictor:
                                limits=engine_limits(self.limits, self.config.threads_per_worker))
         except engine.InvalidSpec as exc:
             raise InvalidArgument("x", exc.message) from None
-        return pb.PredictResponse(y=array_to_tensor(y))
+        # The label names of the training data, when the job kept them (Data.class_names).
+        names = job_pb2.JobSpec.FromString(row["spec"]).data.class_names
+        return pb.PredictResponse(y=array_to_tensor(y), class_names=list(names))

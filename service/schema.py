@@ -6,7 +6,8 @@ import json
 import sqlite3
 from typing import Optional
 
-SCHEMA_VERSION = 4   # 2: jobs.owner; 3: request ids keyed by (owner, request id); 4: jobs.spec_data_sha
+SCHEMA_VERSION = 5   # 2: jobs.owner; 3: request ids keyed by (owner, request id); 4: jobs.spec_data_sha;
+                     # 5: the results table (a server of schema 4 would not look there)
 
 
 def request_key(owner: Optional[str], request_id: str) -> Optional[str]:
@@ -118,7 +119,9 @@ def migrate(c: sqlite3.Connection, where: str) -> None:
     if version == 3:     # every spec was stored whole, inline data included
         if "spec_data_sha" not in {r[1] for r in c.execute("PRAGMA table_info(jobs)")}:
             c.execute("ALTER TABLE jobs ADD COLUMN spec_data_sha TEXT")
-        version = SCHEMA_VERSION
+        version = 4
+    if version == 4:     # results were files only; SCHEMA above made the results table
+        version = 5
     if not fresh and version != SCHEMA_VERSION:
         raise RuntimeError(f"{where}: store schema {version}, this server knows {SCHEMA_VERSION}")
     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -12,6 +12,7 @@ import grpc
 
 from fusetrain import engine
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
+from fusetrain.wire.errors import RETRY_AFTER_KEY
 
 from . import errors
 from .auth import TokenInterceptor, current_owner  # noqa: F401 -- TokenInterceptor re-exported
@@ -20,7 +21,7 @@ from .streams import StreamSlots
 
 log = logging.getLogger("fusetrain.servicer")
 
-RETRY_AFTER = "retry-after-seconds"   # trailing metadata of RESOURCE_EXHAUSTED from a quota
+RETRY_AFTER = RETRY_AFTER_KEY         # trailing metadata of RESOURCE_EXHAUSTED from a quota
 
 # Most specific first: LimitExceeded is an InvalidSpec.
 STATUS_OF = (
@@ -150,6 +151,9 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
 
     def GetDataset(self, request, context):
         return self.jobs.dataset(request.dataset_id, owner=current_owner())
+
+    def ListDatasets(self, request, context):
+        return pb.ListDatasetsResponse(datasets=self.jobs.list_datasets(request.id_prefix, owner=current_owner()))
 
     def DeleteDataset(self, request, context):
         self.jobs.delete_dataset(request.dataset_id, owner=current_owner())

@@ -107,8 +107,9 @@ def test_warmup_says_what_it_does(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         lines.append([line for line in out.stdout.splitlines() if line.startswith("> ")])
     first, again = lines
-    assert first[0].startswith("> float32 kernels: loading from " + str(tmp_path))
-    assert first[1].startswith("> float32 kernels ready in ") and first[1].endswith("s (compiled)")
+    what = "> float32 kernels (tiny networks, plain SGD)"     # the one family asked for
+    assert first[0].startswith(f"{what}: loading from " + str(tmp_path))
+    assert first[1].startswith(f"{what} ready in ") and first[1].endswith("s (compiled)")
     assert again[1].endswith("s (loaded from the cache)")
 
 

@@ -41,7 +41,7 @@ def test_schema_2_request_ids_are_migrated(tmp_path):
     assert json.loads(request_key("alice", "r1")) == ["alice", "r1"]
 
 
-def test_schema_3_store_gains_the_spec_data_column(tmp_path):
+def test_schema_3_store_gains_the_spec_data_column_and_the_results_table(tmp_path):
     """A real schema-3 jobs table (no spec_data_sha): opened, migrated, its rows read as before."""
     old = "\n".join(line.replace("DEFAULT '',", "DEFAULT ''") if "owner " in line else line
                     for line in SCHEMA.splitlines() if "spec_data_sha" not in line)
@@ -54,6 +54,8 @@ def test_schema_3_store_gains_the_spec_data_column(tmp_path):
     store = Store(tmp_path)
     row = store.job("j1")
     assert row["spec"] == b"\n\x01" and row["spec_data_sha"] is None and store.spec_data(row) == b""
+    tables = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "results" in tables
     store.close()
     version = sqlite3.connect(tmp_path / "fusetrain.db").execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
