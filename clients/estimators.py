@@ -39,6 +39,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from fusetrain.wire.metrics import EPOCH_FIELDS
 
+from .estimator_parts import engine_model, job_spec, numpy_forward
+
 __all__ = ["FusetrainClassifier", "FusetrainRegressor"]
 
 # scikit-learn's activation names alongside fusetrain's.
@@ -46,11 +48,6 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmo
                 "relu": "relu", "leaky_relu": "leaky_relu"}
 _OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 _SCHEDULES = ("constant", "step", "exponential", "inverse_scaling", "cosine")
-# The optimizer's own hyper-parameters each kind uses (a job that sets an unused one is refused).
-_OPTIMIZER_FIELDS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
-                     "adam": ("beta1", "beta2", "epsilon"), "adamw": ("beta1", "beta2", "epsilon"),
-                     "rmsprop": ("rho", "epsilon")}
-_OPTIMIZER_OWN = ("momentum", "beta1", "beta2", "rho", "epsilon")
 _EARLY_STOPPING = {False: None, True: "val_loss", "val_loss": "val_loss", "train_loss": "train_loss"}
 HISTORY_FIELDS = EPOCH_FIELDS      # history_'s keys: the wire's per-epoch metric names
 SEED_BOUND = 2**31 - 1
@@ -203,7 +200,7 @@ class _FusetrainMLP(BaseEstimator):
 
     def _fit_engine(self, X, Y, plan: dict):
         from fusetrain import engine    # numba: imported only when fitting in-process
-        model = _engine_model(engine, plan)
+        model = engine_model(engine, plan)
         o = plan["optimizer"]
         optimizer = engine.OptimizerSpec(
             kind=o["kind"], learning_rate=o["learning_rate"], momentum=o["momentum"], beta1=o["beta1"],
@@ -225,7 +222,7 @@ class _FusetrainMLP(BaseEstimator):
     def _fit_server(self, X, Y, plan: dict):
         from .client import Client
         from .errors import JobFailed
-        spec = _job_spec(plan, type(self).__name__)
+        spec = job_spec(plan, type(self).__name__)
         message = ""
         with Client(self.server, timeout=float(self.timeout)) as client:
             try:
@@ -252,9 +249,9 @@ class _FusetrainMLP(BaseEstimator):
             plan = {"inputs": self.n_features_in_, "loss": self._loss, "initializer": "glorot_uniform",
                     "layers": [(len(b), act) for b, (act, _) in zip(self.intercepts_, self._arch)],
                     "leaky_slope": self._arch[0][1], "seed": self.seed_, "dtype": self.coefs_[0].dtype.name}
-            out = engine.predict(_engine_model(engine, plan), weights, np.asarray(X, dtype=plan["dtype"]))
+            out = engine.predict(engine_model(engine, plan), weights, np.asarray(X, dtype=plan["dtype"]))
             return np.asarray(out, dtype=np.float64)
-        return _numpy_forward(weights, self._arch, X)
+        return numpy_forward(weights, self._arch, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -412,58 +409,3 @@ class FusetrainRegressor(RegressorMixin, _FusetrainMLP):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
-
-
-# ------------------------------------------------------------------------------------- helpers
-
-def _engine_model(engine, plan: dict):
-    layers = [engine.LayerSpec(units=units, activation=act, leaky_slope=plan["leaky_slope"])
-              for units, act in plan["layers"]]
-    return engine.ModelSpec(inputs=plan["inputs"], layers=layers, loss=plan["loss"],
-                            initializer=plan["initializer"], seed=plan["seed"], dtype=plan["dtype"])
-
-
-def _job_spec(plan: dict, name: str) -> dict:
-    """The job in its JSON form (a job file's fields), without data."""
-    t = plan["training"]
-    training = {"epochs": t["epochs"], "batch_size": t["batch_size"], "shuffle": t["shuffle"], "seed": t["seed"]}
-    if t["validation_fraction"]:
-        training["validation_fraction"] = t["validation_fraction"]
-    if plan["early_stopping"] is not None:
-        training["early_stopping"] = dict(plan["early_stopping"])
-    if plan["threads"] is not None:
-        training["threads"] = plan["threads"]
-    return {
-        "name": name, "labels": {"client": "scikit-learn"},
-        "model": {"inputs": plan["inputs"],
-                  "layers": [{"units": units, "activation": act,
-                              **({"leaky_slope": plan["leaky_slope"]} if act == "leaky_relu" else {})}
-                             for units, act in plan["layers"]],
-                  "loss": plan["loss"], "initializer": plan["initializer"], "seed": plan["seed"],
-                  "dtype": plan["dtype"]},
-        "optimizer": {**{k: v for k, v in plan["optimizer"].items()
-                         if k not in _OPTIMIZER_OWN or k in _OPTIMIZER_FIELDS[plan["optimizer"]["kind"]]},
-                      "schedule": {"kind": plan["schedule"]}},
-        "training": training,
-    }
-
-
-def _numpy_forward(weights, arch, X) -> np.ndarray:
-    """The model's outputs in float64 with numpy (after a server fit: no numba needed)."""
-    a = np.asarray(X, dtype=np.float64)
-    for (w, b), (act, slope) in zip(weights, arch):
-        z = a @ np.asarray(w, dtype=np.float64).T + np.asarray(b, dtype=np.float64)
-        if act == "sigmoid":
-            a = 0.5 * (1.0 + np.tanh(0.5 * z))       # 1 / (1 + e^-z) without overflow
-        elif act == "tanh":
-            a = np.tanh(z)
-        elif act == "relu":
-            a = np.maximum(z, 0.0)
-        elif act == "leaky_relu":
-            a = np.where(z >= 0, z, slope * z)
-        elif act == "softmax":
-            e = np.exp(z - z.max(axis=1, keepdims=True))
-            a = e / e.sum(axis=1, keepdims=True)
-        else:
-            a = z
-    return a

@@ -112,6 +112,9 @@ def test_disk_full_for_files_then_recovers(served, tmp_path, monkeypatch):
 
     def no_space(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
+    # Results up to RESULT_INLINE_BYTES go into the store's own table: make this one a file.
+    from fusetrain.service import recorder
+    monkeypatch.setattr(recorder, "RESULT_INLINE_BYTES", 0)
     monkeypatch.setattr(files, "write", no_space)                      # results cannot be written
     job = served.SubmitJob(pb.SubmitJobRequest(spec=xor_spec()))
     time.sleep(1.0)
