@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from concurrent.futures import Future
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -15,28 +14,10 @@ from google.protobuf import json_format
 from fusetrain.service import executor as ex
 from fusetrain.service.config import ServerConfig, ServiceLimits
 from fusetrain.service.jobfn import run_job
-from helpers import ServerProcess
+from helpers import ServerProcess, npz_bytes, seeds_data, upload, xor_spec  # noqa: F401 -- shared with the benchmarks
 from fusetrain.service.server import Server
 from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-XOR_X = [0, 0, 0, 1, 1, 0, 1, 1]
-XOR_Y = [0, 1, 1, 0]
-
-
-def xor_spec(**training) -> job_pb2.JobSpec:
-    """XOR, 2-4-1 tanh/sigmoid, Adam, full batch: learns to 100% in 500 epochs."""
-    return json_format.ParseDict({
-        "name": "xor", "labels": {"task": "xor"},
-        "model": {"inputs": 2, "layers": [{"units": 4, "activation": "tanh"},
-                                          {"units": 1, "activation": "sigmoid"}],
-                  "loss": "binary_cross_entropy", "seed": 1},
-        "optimizer": {"kind": "adam", "learning_rate": 0.05},
-        "training": {"epochs": 500, "batch_size": 0, **training},
-        "data": {"train": {"x": {"shape": [4, 2], "values": XOR_X}, "y": {"shape": [4, 1], "values": XOR_Y}}},
-    }, job_pb2.JobSpec())
 
 
 def long_spec(epochs: int = 1_000_000, rows: int = 1000, **training) -> job_pb2.JobSpec:
@@ -57,21 +38,6 @@ def long_spec(epochs: int = 1_000_000, rows: int = 1000, **training) -> job_pb2.
     return spec
 
 
-def seeds_data() -> tuple[np.ndarray, np.ndarray]:
-    """UCI wheat seeds (min-max normalised, one-hot classes), or a same-shaped stand-in when the
-    shared data is absent (the tests use it for shapes and plumbing, not for accuracy)."""
-    path = SHARED / "seeds_dataset.csv"
-    if path.exists():
-        raw = np.loadtxt(path, delimiter=",")
-        x, labels = raw[:, :7], raw[:, 7].astype(int) - 1
-    else:
-        rng = np.random.default_rng(0)
-        labels = np.repeat(np.arange(3), 70)
-        x = rng.normal(size=(210, 7)) + labels[:, None]
-    x = (x - x.min(0)) / (x.max(0) - x.min(0))
-    return x.astype(np.float32), np.eye(3, dtype=np.float32)[labels]
-
-
 def seeds_spec(dataset_id: str, epochs: int = 500, seed: int = 0) -> job_pb2.JobSpec:
     """The classic 7-5-3 sigmoid network, online SGD at 0.3 (the tutorial's set-up)."""
     return json_format.ParseDict({
@@ -82,20 +48,6 @@ def seeds_spec(dataset_id: str, epochs: int = 500, seed: int = 0) -> job_pb2.Job
         "training": {"epochs": epochs, "batch_size": 1, "seed": seed},
         "data": {"train": {"dataset_id": dataset_id}},
     }, job_pb2.JobSpec())
-
-
-def npz_bytes(**arrays) -> bytes:
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def upload(stub, data: bytes, name: str = "data", chunk: int = 1 << 20) -> pb.Dataset:
-    def requests():
-        for start in range(0, len(data), chunk):
-            yield pb.UploadDatasetRequest(name=name if start == 0 else "", chunk=data[start:start + chunk])
-    return stub.UploadDataset(requests())
 
 
 def watch(stub, job_id: str, after: int = 0, timeout: float = 120.0):
