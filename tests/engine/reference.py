@@ -114,3 +114,32 @@ def sgd_train(weights, x, y, acts, loss_name, lr, epochs, batch=None, freeze_bia
             w = [(wl - lr * gw, bl if freeze_bias else bl - lr * gb) for (wl, bl), (gw, gb) in zip(w, grads)]
         history.append(np.mean(losses))
     return w, history
+
+
+# Optimizer hyper-parameters the optimizer tests set, and the rules they are checked against.
+MU, B1, B2, RHO, EPS = 0.9, 0.8, 0.95, 0.7, 1e-6
+
+
+def optimizer_steps(kind, w, grads, lr, wd):
+    """PyTorch's update rules in NumPy: w after one update per gradient in `grads` (t counts
+    the updates; hyper-parameters MU, B1, B2, RHO, EPS as the optimizer tests set them)."""
+    w = w.copy()
+    v, m, s = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        if kind == "adamw":
+            w = w * (1 - lr * wd)
+        else:
+            g = g + wd * w
+        if kind == "sgd":
+            w = w - lr * g
+        elif kind in ("momentum", "nesterov"):
+            v = MU * v + g
+            w = w - lr * (g + MU * v if kind == "nesterov" else v)
+        elif kind in ("adam", "adamw"):
+            m = B1 * m + (1 - B1) * g
+            s = B2 * s + (1 - B2) * g * g
+            w = w - lr / (1 - B1 ** t) * m / (np.sqrt(s) / np.sqrt(1 - B2 ** t) + EPS)
+        elif kind == "rmsprop":
+            s = RHO * s + (1 - RHO) * g * g
+            w = w - lr * g / (np.sqrt(s) + EPS)
+    return w

@@ -6,30 +6,7 @@ import pytest
 from fusetrain.engine.kernels.optimizers import HP_SIZE, optimizer_update
 from fusetrain.engine.registry import OPTIMIZERS
 
-MU, B1, B2, RHO, EPS = 0.9, 0.8, 0.95, 0.7, 1e-6
-
-
-def reference(kind, w, grads, lr, wd):
-    w = w.copy()
-    v, m, s = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
-    for t, g in enumerate(grads, start=1):
-        if kind == "adamw":
-            w = w * (1 - lr * wd)
-        else:
-            g = g + wd * w
-        if kind == "sgd":
-            w = w - lr * g
-        elif kind in ("momentum", "nesterov"):
-            v = MU * v + g
-            w = w - lr * (g + MU * v if kind == "nesterov" else v)
-        elif kind in ("adam", "adamw"):
-            m = B1 * m + (1 - B1) * g
-            s = B2 * s + (1 - B2) * g * g
-            w = w - lr / (1 - B1 ** t) * m / (np.sqrt(s) / np.sqrt(1 - B2 ** t) + EPS)
-        elif kind == "rmsprop":
-            s = RHO * s + (1 - RHO) * g * g
-            w = w - lr * g / (np.sqrt(s) + EPS)
-    return w
+from reference import B1, B2, EPS, MU, RHO, optimizer_steps as reference  # noqa: F401
 
 
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))
