@@ -53,16 +53,18 @@ class Predictor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _model(self, row: dict):
-        """(model spec, weights, normalisation) of a job with a result, cached by result sha."""
+        """(model spec, weights, normalisation, class names) of a job with a result, cached by
+        result sha."""
         with self._cache_lock:
             entry = self._cache.get(row["id"])
             if entry is not None and entry[0] == row["result_sha"]:
                 self._cache.move_to_end(row["id"])
-                return entry[1:4]
+                return (*entry[1:4], entry[5])
         spec = job_pb2.JobSpec.FromString(row["spec"])
         model = to_engine(spec, self.limits, self.config.threads_per_worker).model
         result = pb.JobResult.FromString(self.store.result(row["result_sha"]))
         weights, norm = result_weights(result), result_normalization(result)
+        names = tuple(spec.data.class_names)   # the training data's label names, when it kept them
         size = sum(w.nbytes + b.nbytes for w, b in weights)
         with self._cache_lock:
             old = self._cache.pop(row["id"], None)
@@ -71,9 +73,9 @@ class Predictor:
             if size <= self.limits.max_predict_cache_bytes:
                 while self._cache and self._cached_bytes + size > self.limits.max_predict_cache_bytes:
                     self._cached_bytes -= self._cache.popitem(last=False)[1][4]
-                self._cache[row["id"]] = (row["result_sha"], model, weights, norm, size)
+                self._cache[row["id"]] = (row["result_sha"], model, weights, norm, size, names)
                 self._cached_bytes += size
-        return model, weights, norm
+        return model, weights, norm, names
 
     def predict(self, row: dict, x: job_pb2.Tensor) -> pb.PredictResponse:
         if not row["result_sha"]:
@@ -94,7 +96,7 @@ class Predictor:
             self._calls.release()
 
     def _run(self, row: dict, x: job_pb2.Tensor) -> pb.PredictResponse:
-        model, weights, norm = self._model(row)
+        model, weights, norm, names = self._model(row)
         inputs = tensor_to_array(x, "x", max_elements=self.limits.max_rows * self.limits.max_units)
         if norm is not None:
             if inputs.ndim != 2 or inputs.shape[1] != model.inputs:
@@ -105,6 +107,4 @@ class Predictor:
                                limits=engine_limits(self.limits, self.config.threads_per_worker))
         except engine.InvalidSpec as exc:
             raise InvalidArgument("x", exc.message) from None
-        # The label names of the training data, when the job kept them (Data.class_names).
-        names = job_pb2.JobSpec.FromString(row["spec"]).data.class_names
         return pb.PredictResponse(y=array_to_tensor(y), class_names=list(names))
