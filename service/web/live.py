@@ -38,6 +38,7 @@ class ChangeBridge:
         self.changes = changes
         self.loop = loop
         self._future = loop.create_future()
+        self.count = 0                      # wakes so far: a waiter that read at count N misses none
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fusetrain-web-changes", daemon=True)
         self._thread.start()
@@ -53,11 +54,14 @@ class ChangeBridge:
                     return
 
     def _wake(self) -> None:
+        self.count += 1
         future, self._future = self._future, self.loop.create_future()
         future.set_result(None)
 
-    async def wait(self, timeout: float) -> None:
-        """Return at the next change, or after `timeout` seconds."""
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Return once there has been a change since `count` was `seen`, or after `timeout` seconds."""
+        if self.count != seen:
+            return
         try:
             await asyncio.wait_for(asyncio.shield(self._future), timeout)
         except asyncio.TimeoutError:
@@ -130,6 +134,7 @@ async def _send(response, manager, bridge: ChangeBridge, run, closing: asyncio.E
     loop = asyncio.get_running_loop()
     beat = loop.time()
     while not closing.is_set():
+        seen = bridge.count                 # before the read: a commit during it wakes the wait below
         items, last = await run(read_events, manager.store, job_id, last)
         for kind, data, sequence in items:
             await response.write(_message(kind, data, sequence))
@@ -141,4 +146,4 @@ async def _send(response, manager, bridge: ChangeBridge, run, closing: asyncio.E
             await response.write(b": ping\n\n")
             beat = loop.time()
         await asyncio.sleep(MIN_INTERVAL)
-        await bridge.wait(HEARTBEAT)
+        await bridge.wait(seen, HEARTBEAT)

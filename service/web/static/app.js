@@ -144,7 +144,7 @@ async function jobsPage(params) {
       el("td", {class: "muted"}, labelText(job.labels)),
       el("td", {}, progress(job)),
       el("td", {class: "num", title: job.metric ? job.metric.name : ""},
-         job.metric ? `${fmt(job.metric.value)} ${job.metric.name.replace("_", " ")}` : "–"),
+         job.metric ? `${fmt(job.metric.value, 4)} ${job.metric.name.replace("_", " ")}` : "–"),
       el("td", {}, duration(job)),
       el("td", {}, job.batch_id ? el("a", {href: `#/batch/${job.batch_id}`}, job.batch_id.slice(6, 14)) : ""),
       el("td", {class: "muted"}, job.id))));
@@ -305,7 +305,11 @@ async function batchPage(id) {
     const epochs = [...new Set(runs.flatMap(([, pts]) => pts.map(p => p[0])))].sort((x, y) => x - y);
     const col = FIELDS.indexOf(metric.startsWith("val") && runs.some(([, p]) => p.some(q => q[3] !== null))
                                ? metric : "train_loss");
-    const series = runs.map(([jid]) => ({label: (b.jobs.find(j => j.id === jid) || {}).name || jid}));
+    const series = runs.map(([jid]) => {
+      const job = b.jobs.find(j => j.id === jid) || {fields: {}};
+      const swept = b.fields.map(f => `${f.split(".").pop()}=${fmt(job.fields[f])}`).join(" ");
+      return {label: swept || job.name || jid};
+    });
     const data = [epochs, ...runs.map(([, pts]) => {
       const by = new Map(pts.map(p => [p[0], p[col]]));
       return epochs.map(e => by.has(e) ? by.get(e) : null);
