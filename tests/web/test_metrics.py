@@ -1,8 +1,10 @@
 """/metrics after a known sequence of calls and jobs, read with the Prometheus client's own parser:
-exact counts of jobs by state, RPCs by method and code, refusals, upload bytes, durations, workers."""
+exact counts of jobs by state, queue depth by priority, RPCs by method and code, refusals, upload
+bytes, durations, samples, workers started and crashed."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -71,6 +73,17 @@ def test_metrics_count_a_known_sequence_exactly(fresh):
     long = c.SubmitJob(pb.SubmitJobRequest(spec=long_spec()))
     while c.GetJob(pb.GetJobRequest(job_id=long.id)).epochs_done == 0:
         time.sleep(0.05)
+    waiting = []                                    # the one worker is busy: these queue
+    for priority in (5, 5, 0):
+        spec = xor_spec()
+        spec.priority = priority
+        waiting.append(c.SubmitJob(pb.SubmitJobRequest(spec=spec)).id)
+    queued = _samples(url)
+    assert _get(queued, "fusetrain_queue_depth", priority="5") == 2
+    assert _get(queued, "fusetrain_queue_depth", priority="0") == 1
+    assert _get(queued, "fusetrain_jobs", state="QUEUED") == 3 and _get(queued, "fusetrain_jobs", state="RUNNING") == 1
+    for job_id in waiting:                          # cancelled before they start: they never ran
+        c.CancelJob(pb.CancelJobRequest(job_id=job_id))
     c.CancelJob(pb.CancelJobRequest(job_id=long.id))
     cancelled = c.wait(long.id)
     assert [j.state for j in done] == [pb.SUCCEEDED] * 2 and cancelled.state == pb.CANCELLED
@@ -79,19 +92,20 @@ def test_metrics_count_a_known_sequence_exactly(fresh):
     m = _samples(url)
     assert {state: _get(m, "fusetrain_jobs", state=state) for state in
             ("QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED")} == {
-        "QUEUED": 0, "RUNNING": 0, "CANCELLING": 0, "SUCCEEDED": 2, "FAILED": 0, "CANCELLED": 1}
+        "QUEUED": 0, "RUNNING": 0, "CANCELLING": 0, "SUCCEEDED": 2, "FAILED": 0, "CANCELLED": 4}
     rpc = "fusetrain_rpc_requests_total"
-    assert _get(m, rpc, method=SERVICE + "SubmitJob", code="OK") == 3
+    assert _get(m, rpc, method=SERVICE + "SubmitJob", code="OK") == 6
     assert _get(m, rpc, method=SERVICE + "SubmitJob", code="RESOURCE_EXHAUSTED") == 1
     assert _get(m, rpc, method=SERVICE + "GetJob", code="NOT_FOUND") == 1
     assert _get(m, rpc, method=SERVICE + "UploadDataset", code="OK") == 1
-    assert _get(m, rpc, method=SERVICE + "CancelJob", code="OK") == 1
-    assert _get(m, "fusetrain_rpc_duration_seconds_count", method=SERVICE + "SubmitJob", code="OK") == 3
+    assert _get(m, rpc, method=SERVICE + "CancelJob", code="OK") == 4
+    assert _get(m, "fusetrain_rpc_duration_seconds_count", method=SERVICE + "SubmitJob", code="OK") == 6
     assert _get(m, "fusetrain_limit_refusals_total", limit="training.epochs") == 1
     assert _get(m, "fusetrain_upload_bytes_total") == len(data)
     assert _get(m, "fusetrain_job_duration_seconds_count", state="SUCCEEDED") == 2
-    assert _get(m, "fusetrain_job_duration_seconds_count", state="CANCELLED") == 1
+    assert _get(m, "fusetrain_job_duration_seconds_count", state="CANCELLED") == 1     # the one that ran
     assert _get(m, "fusetrain_job_queue_wait_seconds_count") == 3
+    assert not any(name == "fusetrain_queue_depth" for name, _ in m)                  # nothing waits now
     assert _get(m, "fusetrain_job_compile_seconds_count") == 3
     long_epochs = _get(m, "fusetrain_training_epochs_total") - 2 * 500     # as reported while it ran
     assert 0 < long_epochs <= cancelled.epochs_done
@@ -108,7 +122,6 @@ def test_a_killed_worker_counts_as_a_crash_and_a_start(fresh):
     before = _samples(url)
     pids = _worker_pids(proc.proc.pid)
     assert len(pids) == 1
-    import os
     os.kill(pids[0], signal.SIGKILL)
     end = time.monotonic() + 30
     while time.monotonic() < end:
