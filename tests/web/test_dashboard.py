@@ -73,7 +73,10 @@ def test_cancel_from_the_page_ends_the_job_cancelled(alice_page, dash):
     job = dash.alice.SubmitJob(pb.SubmitJobRequest(spec=long_spec("to cancel")))
     alice_page.goto(f"{dash.url}#/job/{job.id}")
     alice_page.wait_for_function(f"() => {LAST_EPOCH} > 0")
-    alice_page.click("#cancel")
+    with alice_page.expect_response(lambda r: r.url.endswith(f"/api/jobs/{job.id}/cancel")) as answer:
+        alice_page.click("#cancel")
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.json()["state"] in ("CANCELLING", "CANCELLED")
     assert dash.alice.wait(job.id).state == pb.CANCELLED
     alice_page.wait_for_function("() => (document.querySelector('#job-state') || {}).textContent === 'CANCELLED'")
     assert alice_page.outside == []

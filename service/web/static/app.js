@@ -172,9 +172,14 @@ async function jobPage(id) {
                     "Cancel");
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
-    const r = await api(`/api/jobs/${encodeURIComponent(id)}/cancel`,
-                        {method: "POST", headers: {"X-CSRF-Token": session.csrf}});
-    stateEl.replaceChildren(stateBadge(r.state));
+    try {
+      const r = await api(`/api/jobs/${encodeURIComponent(id)}/cancel`,
+                          {method: "POST", headers: {"X-CSRF-Token": session.csrf}});
+      stateEl.replaceChildren(stateBadge(r.state));
+    } catch (err) {
+      cancel.disabled = false;
+      document.getElementById("job-message").textContent = `cancel failed: ${err.message || err}`;
+    }
   });
   const downloads = ["npz", "safetensors", "onnx"].map(f => el("a", {class: "button", id: `download-${f}`,
     href: `/api/jobs/${encodeURIComponent(id)}/model.${f}`, download: `${id}.${f}`,
