@@ -10,13 +10,14 @@ SERVER_STAMP := $(VENV)/.server-$(CKSUM)
 STAMP        := $(VENV)/.installed-$(CKSUM)
 
 ADDRESS  ?= 127.0.0.1:50051
+WEB_ADDRESS ?= 127.0.0.1:8080
 DATA_DIR ?= data
 PROTOS   := $(wildcard proto/fusetrain/v1/*.proto)
 
 .PHONY: help install install-server run demo classic test compare mnist clean proto bench-service
 
 help:
-	@echo "make run       start the fusetrain gRPC service on $(ADDRESS) (data in $(DATA_DIR))"
+	@echo "make run       start the fusetrain gRPC service on $(ADDRESS) (data in $(DATA_DIR)), dashboard on http://$(WEB_ADDRESS)/"
 	@echo "make demo      start a service, train XOR and a seeds sweep through it, stop it"
 	@echo "make classic   the engine alone on the classic examples (2-2-1, XOR, seeds, 1,000 models)"
 	@echo "make test      run the whole test suite"
@@ -24,6 +25,8 @@ help:
 	@echo "make mnist     train MNIST 784-256-10 and report test accuracy"
 	@echo "make proto     regenerate fusetrain.v1 from proto/fusetrain/v1/*.proto"
 	@echo "make bench-service   the service's latency, batch throughput and cold start"
+	@echo "make bench-dashboard the dashboard's budgets: 20 open pages on a busy server, 10,000 jobs listed"
+	@echo "make dashboard-shots the browser tests, writing their screenshots to docs/dashboard/"
 
 $(SERVER_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +48,8 @@ install: $(STAMP)
 install-server: $(SERVER_STAMP)
 
 run: $(SERVER_STAMP)
-	$(VENV)/bin/fusetrain serve --address $(ADDRESS) --data-dir $(DATA_DIR)
+	@echo "dashboard: http://$(WEB_ADDRESS)/  (Prometheus metrics: http://$(WEB_ADDRESS)/metrics)"
+	$(VENV)/bin/fusetrain serve --address $(ADDRESS) --data-dir $(DATA_DIR) --web-address $(WEB_ADDRESS)
 
 demo: $(SERVER_STAMP)
 	$(PY) examples/demo.py
@@ -56,6 +60,14 @@ proto: $(STAMP)
 
 bench-service: $(SERVER_STAMP)
 	$(PY) benchmarks/service_bench.py
+
+# The web dashboard (docs/DASHBOARD.md): its budgets, and its screenshots taken by the browser tests.
+.PHONY: bench-dashboard dashboard-shots
+bench-dashboard: $(STAMP)
+	$(PY) benchmarks/dashboard_bench.py $(ARGS)
+
+dashboard-shots: $(STAMP)
+	FUSETRAIN_SCREENSHOTS=docs/dashboard FUSETRAIN_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/web/test_dashboard.py
 
 # The engine alone on the classic examples: worked 2-2-1, XOR, seeds 5-fold CV, 1,000 models.
 classic: $(SERVER_STAMP)

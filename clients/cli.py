@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WEB_ADDRESS = "127.0.0.1:8080"      # `fusetrain serve`'s dashboard
+
+
 def _add_serve(sub) -> None:
     cores = os.cpu_count() or 1
     p = sub.add_parser("serve", help="run the gRPC training service", description="run the gRPC training service",
@@ -320,6 +323,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     p.add_argument("--tls-client-ca", type=Path,
                    help="PEM CA certificate: clients must present a certificate it signed (mutual TLS)")
+    p.add_argument("--web-address", default=None, metavar="HOST:PORT",
+                   help=f"the web dashboard and Prometheus /metrics (default {WEB_ADDRESS}, skipped with a "
+                        f"warning when busy; port 0: any free)")
+    p.add_argument("--no-web", action="store_true", help="serve no dashboard and no /metrics")
     p.set_defaults(func=_serve)
 
 
@@ -359,7 +366,9 @@ def _serve(args) -> int:
                           log_level=args.log_level, token=args.token, token_file=args.token_file,
                           allow_unauthenticated=args.allow_unauthenticated, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
-                          rpc_threads=args.rpc_threads)
+                          rpc_threads=args.rpc_threads,
+                          web_address="" if args.no_web else (args.web_address or WEB_ADDRESS),
+                          web_optional=args.web_address is None)
     from fusetrain.service.auth import AuthConfigError
     from fusetrain.service.server import AddressUnavailable
     try:

@@ -65,6 +65,8 @@ class ServerConfig:
     tls_cert: Optional[Path] = None      # PEM server certificate (chain) and its key: serve TLS
     tls_key: Optional[Path] = None
     tls_client_ca: Optional[Path] = None # PEM CA: clients must present a certificate it signed
+    web_address: str = ""                # HOST:PORT of the dashboard and /metrics ("": none)
+    web_optional: bool = False           # a busy web_address only warns (the command line's default)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

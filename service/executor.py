@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from fusetrain.v1 import job_pb2
 from fusetrain.wire.metrics import EPOCH_FIELDS
 
 # Outcome.status values.
@@ -59,6 +60,12 @@ class Task:
     owner: str = ""               # the token's owner: owners take turns at equal priority
     resume_state: Optional[dict] = None  # TrainState.arrays() to resume from (a retry), before resume_from
     spec_data_sha: Optional[str] = None  # the spec's inline data tensors: <data_dir>/specdata/<sha>.pb
+
+
+def retries_allowed(task: Task, server_max: int) -> int:
+    """The server's retry count, or the job's own `training.max_retries` when that is lower."""
+    training = job_pb2.JobSpec.FromString(task.spec).training
+    return min(server_max, training.max_retries) if training.HasField("max_retries") else server_max
 
 
 @dataclass

@@ -70,8 +70,9 @@ class JobManager:
         recover(self.store, self._restart, self.changes)
 
     def server_info(self) -> pb.ServerInfo:
+        """Version, names, limits, workers, and the kernels' warm-up across the workers."""
         lim = self.limits
-        return pb.ServerInfo(
+        info = pb.ServerInfo(
             version=VERSION, activations=list(engine.ACTIVATIONS), losses=list(engine.LOSSES),
             optimizers=list(engine.OPTIMIZERS), initializers=list(engine.INITIALIZERS),
             schedules=list(engine.SCHEDULES), dtypes=list(engine.DTYPES),
@@ -93,6 +94,12 @@ class JobManager:
                              max_history_rows=lim.max_history_rows),
             workers=self.config.workers, threads_per_worker=self.config.threads_per_worker,
             executor=getattr(self.executor, "name", "executor"))
+        states = getattr(self.executor, "kernel_states", None)
+        for k in states() if states is not None else ():
+            info.kernels.add(dtype=k["dtype"], state=k["state"], workers_ready=k["workers_ready"],
+                             seconds=k["seconds"], families_ready=k.get("families_ready", 0),
+                             families=k.get("families", 0))
+        return info
 
     # --------------------------------------------------------------------------- datasets
 
@@ -244,6 +251,10 @@ class JobManager:
         if row is None or not _owns(owner, row):
             raise NotFound(f"job {job_id!r} not found")
         return row
+
+    def row(self, job_id: str, owner: Optional[str] = None) -> dict:
+        """The job's store row, for readers other than the gRPC replies (the dashboard)."""
+        return self._row(job_id, owner)
 
     def get(self, job_id: str, owner: Optional[str] = None) -> pb.Job:
         return job_message(self._whole(self._row(job_id, owner)))

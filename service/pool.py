@@ -26,9 +26,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import Optional
 
-from fusetrain.v1 import job_pb2
-
-from . import executor as ex
+from . import executor as ex, metrics
 from .fairshare import FairTurns
 from .recorder import trace
 from .worker import COMPILING, NOT_STARTED, READY, WARM_DTYPES, worker_main
@@ -37,12 +35,6 @@ log = logging.getLogger("fusetrain.pool")
 
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _env_lock = threading.Lock()
-
-
-def _retries_allowed(task: ex.Task, server_max: int) -> int:
-    """The server's retry count, or the job's own `training.max_retries` when that is lower."""
-    training = job_pb2.JobSpec.FromString(task.spec).training
-    return min(server_max, training.max_retries) if training.HasField("max_retries") else server_max
 
 
 class _Slot:
@@ -174,6 +166,11 @@ class ProcessPool(ex.Executor):
         for future in left:
             future.cancel()
 
+    def queued_priorities(self) -> dict[int, int]:
+        """{priority: jobs waiting for a worker}."""
+        with self._lock:
+            return {p: sum(1 for _, t in self._queue if t.priority == p) for p in {t.priority for _, t in self._queue}}
+
     def running(self) -> list[str]:
         with self._lock:
             return [s.task.job_id for s in self._slots if s.task is not None]
@@ -238,6 +235,7 @@ class ProcessPool(ex.Executor):
                         os.environ[k] = v
         child.close()
         slot.conn = parent
+        metrics.WORKER_STARTS.inc()
 
     def _dispatch(self) -> None:
         """Hand queued tasks to idle, warmed-up workers (called with the lock held)."""
@@ -348,6 +346,8 @@ class ProcessPool(ex.Executor):
                 slot.conn.close()
             except OSError:
                 pass
+            if not self._closing and slot.kill_outcome is None:
+                metrics.WORKER_CRASHES.inc()
             slot.task = None
             if not self._closing:
                 if not slot.ready:
@@ -367,7 +367,7 @@ class ProcessPool(ex.Executor):
         """Queue a dead worker's task again, first, from its last checkpoint (lock held); False when
         its retries are spent, the pool is closing or the task is no longer wanted."""
         done = self._retried.get(task.job_id, 0)
-        if self._closing or done >= _retries_allowed(task, self._max_retries) or task.job_id not in self._futures:
+        if self._closing or done >= ex.retries_allowed(task, self._max_retries) or task.job_id not in self._futures:
             return False
         self._retried[task.job_id] = done + 1
         again = replace(task, attempt=task.attempt + 1,

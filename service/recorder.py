@@ -26,7 +26,7 @@ from typing import Callable
 
 from fusetrain.v1 import service_pb2 as pb
 
-from . import executor as ex, history
+from . import executor as ex, history, metrics
 from .messages import TERMINAL, epoch_metrics, pack_epoch_block, result_message, state_event, state_name
 from .store import RESULT_INLINE_BYTES, Store, pack_events
 from .watch import Changes
@@ -34,6 +34,8 @@ from .watch import Changes
 log = logging.getLogger("fusetrain.jobs")
 
 _TRACE_FD = None
+_SECONDS_COL = ex.METRIC_FIELDS.index("seconds")
+_PER_SECOND_COL = ex.METRIC_FIELDS.index("samples_per_second")
 
 
 def _trace_fd():
@@ -170,7 +172,7 @@ class Recorder:
                 prepared.append((kind, job_id, payload))
         self.files.sync_dirs(synced)
         durable = any(kind in ("done", ex.CHECKPOINT) for kind, _, _ in prepared)
-        stale, lines = [], []
+        stale, lines, observed = [], [], []       # observed: metrics, counted once committed
         now = time.time()
         tracing = (_TRACE_FD if _TRACE_FD is not None else _trace_fd()) >= 0
         if tracing:
@@ -192,7 +194,9 @@ class Recorder:
                                                       attempt=payload["attempt"])])
                         lines.append(f"job {job_id} RUNNING attempt={payload['attempt']} "
                                      f"queued={payload['time'] - row['created_at']:.3f}s")
+                        observed.append((metrics.job_started, payload["time"] - row["created_at"]))
                 elif kind == ex.EPOCHS and len(payload):
+                    observed.append((metrics.epochs_trained, payload, _SECONDS_COL, _PER_SECOND_COL))
                     tx.update_job(job_id, epochs_done=int(payload[-1, 0]),
                                   latest=epoch_metrics(payload[-1]).SerializeToString())
                     rows = payload[history.kept(payload[:, 0], row["epochs_total"], self.history_rows)]
@@ -206,7 +210,7 @@ class Recorder:
                 elif kind == "done":
                     if payload[1] in inline:        # the result, in the outcome's transaction
                         tx.put_result(payload[1], inline[payload[1]])
-                    lines.append(self._finish(tx, row, *payload, now=now, stale=stale))
+                    lines.append(self._finish(tx, row, *payload, now=now, stale=stale, observed=observed))
         if tracing:
             for kind, job_id, _ in prepared:
                 if kind == "done":
@@ -214,11 +218,13 @@ class Recorder:
         for sha in stale:
             self.files.remove("checkpoints", sha)
         self.changes.notify()
+        for fn, *args in observed:
+            fn(*args)
         for line in lines:
             log.info("%s", line)
 
     def _finish(self, tx, row: dict, outcome: ex.Outcome, result_sha, checkpoint_sha, now: float,
-                stale: list) -> str:
+                stale: list, observed: list) -> str:
         job_id = row["id"]
         if outcome.status == ex.SUSPENDED:
             if row["checkpoint_sha"] and row["checkpoint_sha"] != checkpoint_sha:
@@ -252,6 +258,8 @@ class Recorder:
         emit(tx, job_id, [state_event(job_id, state, now, reason, outcome.message,
                                       fields.get("attempt", row["attempt"]))])
         started = row["started_at"] or now
+        observed.append((metrics.job_finished, state_name(state), now - started,
+                         outcome.result["compile_seconds"] if outcome.result is not None else None))
         self.job_seconds = 0.9 * self.job_seconds + 0.1 * max(0.0, now - started)
         why = f" reason={outcome.reason}" if outcome.reason else ""
         return (f"job {job_id} {state_name(state)}{why} attempt={fields.get('attempt', row['attempt'])} "

@@ -19,6 +19,7 @@ from fusetrain.v1 import service_pb2, service_pb2_grpc
 from .auth import check_bind, load_tokens, server_credentials
 from .config import ServerConfig
 from .jobs import JobManager
+from .rpcmetrics import RpcMetrics
 from .servicer import ErrorInterceptor, TokenInterceptor, TrainingServicer
 from .streams import StreamSlots, stream_limit
 
@@ -30,10 +31,14 @@ SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_n
 class AddressUnavailable(OSError):
     """The address to listen on is in use (or not this machine's): one line names it and the option."""
 
-    def __init__(self, address: str, why: str = "in use or not available"):
-        self.address = address
+    def __init__(self, address: str, why: str = "in use or not available", option: str = "--address"):
+        self.address, self.why = address, why
+        make = {"--address": "ADDRESS", "--web-address": "WEB_ADDRESS"}[option]
         super().__init__(f"cannot listen on {address}: the address is {why}; pass another with "
-                         f"--address HOST:PORT (make run ADDRESS=HOST:PORT), or port 0 for any free one")
+                         f"{option} HOST:PORT (make run {make}=HOST:PORT), or port 0 for any free one")
+
+    def with_option(self, option: str) -> "AddressUnavailable":
+        return AddressUnavailable(self.address, self.why, option)
 
 
 def check_address_free(address: str) -> None:
@@ -72,10 +77,12 @@ class Server:
         check_bind(config.address, self.tokens, config.allow_unauthenticated)
         credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
         check_address_free(config.address)       # before any worker starts: a busy port is one line
+        web_address = self._web_address(config)
         limit = config.limits.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="fusetrain-rpc"),
-            interceptors=([TokenInterceptor(self.tokens)] if self.tokens else []) + [ErrorInterceptor()],
+            interceptors=([RpcMetrics()] + ([TokenInterceptor(self.tokens)] if self.tokens else [])
+                          + [ErrorInterceptor()]),
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", -1),   # results of big models may be large
                      ("grpc.so_reuseport", 0)])
@@ -98,12 +105,34 @@ class Server:
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc)
+        self.web = None
+        if web_address:
+            from .web import WebServer
+            self.web = WebServer(self.manager, self.tokens, web_address)
         self._stopped = threading.Event()
+
+    def _web_address(self, config: ServerConfig) -> str:
+        """The dashboard's address, checked like the gRPC one; "" when it is off (or, being the
+        default, busy: then a warning says how to move it)."""
+        if not config.web_address:
+            return ""
+        check_bind(config.web_address, self.tokens, config.allow_unauthenticated)
+        try:
+            check_address_free(config.web_address)
+        except AddressUnavailable as exc:
+            if not config.web_optional:
+                raise exc.with_option("--web-address") from None
+            log.warning("no dashboard: %s is %s; pass --web-address HOST:PORT to move it, or --no-web",
+                        config.web_address, exc.why)
+            return ""
+        return config.web_address
 
     def start(self, on_serving: Optional[Callable[[], None]] = None) -> None:
         """Serve RPCs now; report SERVING once one dtype's kernels are ready in at least one worker
         (executors that do not say per dtype: once their workers have warmed up)."""
         self.grpc.start()
+        if self.web is not None:
+            self.web.start()
 
         def serving():
             executor = self.manager.executor
@@ -130,6 +159,8 @@ class Server:
         log.info("shutting down: no new jobs; running jobs get %.0f s to save a checkpoint", grace)
         self.health.enter_graceful_shutdown()
         self.manager.drain()
+        if self.web is not None:
+            self.web.stop()
         self.manager.close(grace)
         self.grpc.stop(1).wait()
         log.info("stopped")
@@ -176,6 +207,9 @@ def serve(config: ServerConfig, example: Optional[str] = None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     server.start(on_serving=announce)
     print(f"fusetrain listening on {server.address}; warming up {config.workers} workers", flush=True)
+    if server.web is not None:
+        print(f"fusetrain dashboard on {server.web.url} (Prometheus metrics at {server.web.url}metrics)",
+              flush=True)
     print(f"kernel cache: {kernel_cache()} ($NUMBA_CACHE_DIR or --kernel-cache DIR moves it)", flush=True)
     while not stop.wait(0.5):
         pass

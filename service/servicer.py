@@ -14,7 +14,7 @@ from fusetrain import engine
 from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc
 from fusetrain.wire.errors import RETRY_AFTER_KEY
 
-from . import errors
+from . import errors, metrics
 from .auth import TokenInterceptor, current_owner  # noqa: F401 -- TokenInterceptor re-exported
 from .jobs import JobManager
 from .streams import StreamSlots
@@ -54,6 +54,8 @@ def _abort(exc: BaseException, context, method: str) -> None:
     if mapped is None:
         log.exception("%s failed", method)
         context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} (logged on the server)")
+    if mapped[0] == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        metrics.refused(exc)
     retry_after = getattr(exc, "retry_after", 0)
     if retry_after:
         context.set_trailing_metadata(((RETRY_AFTER, f"{retry_after:g}"),))
@@ -137,13 +139,7 @@ class TrainingServicer(service_pb2_grpc.TrainingServiceServicer):
         self.slots = slots or StreamSlots(1 << 30, 0)
 
     def GetServerInfo(self, request, context):
-        info = self.jobs.server_info()
-        states = getattr(self.jobs.executor, "kernel_states", None)
-        for k in states() if states is not None else ():
-            info.kernels.add(dtype=k["dtype"], state=k["state"], workers_ready=k["workers_ready"],
-                             seconds=k["seconds"], families_ready=k.get("families_ready", 0),
-                             families=k.get("families", 0))
-        return info
+        return self.jobs.server_info()
 
     def UploadDataset(self, request_iterator, context):
         with self.slots.hold(current_owner()):

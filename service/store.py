@@ -263,6 +263,17 @@ class Store:
         return self._query("SELECT seq_first, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
                            "ORDER BY seq_last LIMIT ?", (job_id, after, limit))
 
+    def count_by_state(self, owner: Optional[str] = None) -> dict[int, int]:
+        """{JobState: number of jobs} (of one owner, when given)."""
+        sql = "SELECT state, COUNT(*) FROM jobs" + (" WHERE owner = ?" if owner is not None else "")
+        return dict(self._query(sql + " GROUP BY state", (owner,) if owner is not None else ()))
+
+    def jobs_using(self, dataset_id: str, limit: int, owner: Optional[str] = None) -> list[tuple[str, str]]:
+        """(id, name) of the newest jobs whose spec names a dataset (of one owner, when given)."""
+        sql = "SELECT id, name FROM jobs WHERE instr(spec, ?) > 0" + (" AND owner = ?" if owner is not None else "")
+        args = (dataset_id.encode(), *((owner,) if owner is not None else ()))
+        return [tuple(r) for r in self._query(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit))]
+
     def dataset(self, dataset_id: str, owner: Optional[str] = None) -> Optional[dict]:
         """A dataset's row; with `owner`, only when that owner uploaded it (under its own name),
         or when nobody is recorded as its owner (a dataset stored before owners were)."""
