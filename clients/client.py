@@ -180,25 +180,27 @@ class Client:
     # -------------------------------------------------------------------------------- submit
 
     def prepare(self, spec: SpecLike, x=None, y=None, validation=None,
-                overrides: Optional[dict] = None) -> job_pb2.JobSpec:
+                overrides: Optional[dict] = None, sample_weight=None) -> job_pb2.JobSpec:
         """The JobSpec to send: local data files read and uploaded, arrays x, y (and validation=
-        (x_val, y_val)) put inline when small or uploaded, `overrides` ({"training.epochs": 5})
-        applied."""
+        (x_val, y_val), sample_weight= per-row weights of x) put inline when small or uploaded,
+        `overrides` ({"training.epochs": 5}) applied."""
         msg, base_dir = jobfiles.load_spec(spec, overrides)
+        if sample_weight is not None and x is None:
+            raise errors.SpecError("sample_weight goes with arrays x and y")
         if x is not None or y is not None:
             if x is None or y is None:
                 raise errors.SpecError("give both x and y")
-            jobfiles.attach_arrays(msg, x, y, self._store, "train")
+            jobfiles.attach_arrays(msg, x, y, self._store, "train", sample_weight=sample_weight)
         if validation is not None:
             jobfiles.attach_arrays(msg, validation[0], validation[1], self._store, "validation")
         jobfiles.resolve_files(msg, base_dir, self._store)
         return msg
 
     def submit(self, spec: SpecLike, x=None, y=None, *, validation=None, request_id: Optional[str] = None,
-               overrides: Optional[dict] = None) -> Job:
+               overrides: Optional[dict] = None, sample_weight=None) -> Job:
         """Queue one job; returns at once. A request id is made up when not given, so retries after
         UNAVAILABLE are idempotent."""
-        msg = self.prepare(spec, x, y, validation, overrides)
+        msg = self.prepare(spec, x, y, validation, overrides, sample_weight)
         req = pb.SubmitJobRequest(spec=msg, request_id=request_id or uuid.uuid4().hex)
         return Job.from_proto(self._call("SubmitJob", req))
 
@@ -380,10 +382,10 @@ class Client:
     # --------------------------------------------------------------------------------- train
 
     def train(self, spec: SpecLike, x=None, y=None, *, validation=None, progress=False,
-              request_id: Optional[str] = None, overrides: Optional[dict] = None) -> Result:
+              request_id: Optional[str] = None, overrides: Optional[dict] = None, sample_weight=None) -> Result:
         """Submit, wait (progress=True: a live bar; a callable: every event), return the Result.
         Raises errors.JobFailed when the job ends FAILED or CANCELLED."""
-        msg = self.prepare(spec, x, y, validation, overrides)
+        msg = self.prepare(spec, x, y, validation, overrides, sample_weight)
         job = self.submit(msg, request_id=request_id)
         try:
             job = self.wait(job.id, progress=progress)

@@ -18,6 +18,11 @@ def engine_model(engine, plan: dict):
                             initializer=plan["initializer"], seed=plan["seed"], dtype=plan["dtype"])
 
 
+def schedule_fields(plan: dict) -> dict:
+    """The schedule: its kind; "plateau" watches the training loss (no rows are held out for it)."""
+    return {"kind": plan["schedule"]} | ({"monitor": "train_loss"} if plan["schedule"] == "plateau" else {})
+
+
 def job_spec(plan: dict, name: str) -> dict:
     """The job in its JSON form (a job file's fields), without data."""
     t = plan["training"]
@@ -38,7 +43,7 @@ def job_spec(plan: dict, name: str) -> dict:
                   "dtype": plan["dtype"]},
         "optimizer": {**{k: v for k, v in plan["optimizer"].items()
                          if k not in OPTIMIZER_OWN or k in OPTIMIZER_FIELDS[plan["optimizer"]["kind"]]},
-                      "schedule": {"kind": plan["schedule"]}},
+                      "schedule": schedule_fields(plan)},
         "training": training,
     }
 

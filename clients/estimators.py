@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from fusetrain.wire.metrics import EPOCH_FIELDS
 
-from .estimator_parts import engine_model, job_spec, numpy_forward
+from .estimator_parts import engine_model, job_spec, numpy_forward, schedule_fields
 
 __all__ = ["FusetrainClassifier", "FusetrainRegressor"]
 
@@ -47,7 +47,7 @@ __all__ = ["FusetrainClassifier", "FusetrainRegressor"]
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
                 "relu": "relu", "leaky_relu": "leaky_relu"}
 _OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
-_SCHEDULES = ("constant", "step", "exponential", "inverse_scaling", "cosine")
+_SCHEDULES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "plateau")
 _EARLY_STOPPING = {False: None, True: "val_loss", "val_loss": "val_loss", "train_loss": "train_loss"}
 HISTORY_FIELDS = EPOCH_FIELDS      # history_'s keys: the wire's per-epoch metric names
 SEED_BOUND = 2**31 - 1
@@ -174,12 +174,16 @@ class _FusetrainMLP(BaseEstimator):
 
     # --------------------------------------------------------------------------------- fitting
 
-    def _fit_arrays(self, X, Y, plan: dict) -> None:
+    def _fit_arrays(self, X, Y, plan: dict, sample_weight=None) -> None:
         t0 = time.perf_counter()
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+            if np.all(sample_weight == 1.0):
+                sample_weight = None       # unit weights: the unweighted fit, bit for bit
         if self.server is None:
-            out = self._fit_engine(X, Y, plan)
+            out = self._fit_engine(X, Y, plan, sample_weight)
         else:
-            out = self._fit_server(X, Y, plan)
+            out = self._fit_server(X, Y, plan, sample_weight)
         weights, history, stop_reason, message, best_epoch = out
         self.fit_seconds_ = time.perf_counter() - t0
         self.coefs_ = [np.ascontiguousarray(np.asarray(w).T) for w, _ in weights]
@@ -198,14 +202,14 @@ class _FusetrainMLP(BaseEstimator):
             warnings.warn(f"{type(self).__name__}: training diverged ({message}); lower learning_rate",
                           ConvergenceWarning, stacklevel=3)
 
-    def _fit_engine(self, X, Y, plan: dict):
+    def _fit_engine(self, X, Y, plan: dict, sample_weight=None):
         from fusetrain import engine    # numba: imported only when fitting in-process
         model = engine_model(engine, plan)
         o = plan["optimizer"]
         optimizer = engine.OptimizerSpec(
             kind=o["kind"], learning_rate=o["learning_rate"], momentum=o["momentum"], beta1=o["beta1"],
             beta2=o["beta2"], rho=o["rho"], epsilon=o["epsilon"], weight_decay=o["weight_decay"],
-            clip_norm=o["clip_norm"], schedule=engine.ScheduleSpec(kind=plan["schedule"]))
+            clip_norm=o["clip_norm"], schedule=engine.ScheduleSpec(**schedule_fields(plan)))
         t = plan["training"]
         es = plan["early_stopping"]
         config = engine.TrainConfig(
@@ -213,20 +217,20 @@ class _FusetrainMLP(BaseEstimator):
             validation_fraction=t["validation_fraction"],
             early_stopping=None if es is None else engine.EarlyStopping(**es),
             threads=plan["threads"] or 1)
-        result = engine.train(model, optimizer, config, X, Y)
+        result = engine.train(model, optimizer, config, X, Y, sample_weight=sample_weight)
         history = {name: result.history.column(name) for name in HISTORY_FIELDS}
         self.backend_ = "engine"
         self.job_id_ = None
         return result.weights, history, result.stop_reason, result.message, result.best_epoch
 
-    def _fit_server(self, X, Y, plan: dict):
+    def _fit_server(self, X, Y, plan: dict, sample_weight=None):
         from .client import Client
         from .errors import JobFailed
         spec = job_spec(plan, type(self).__name__)
         message = ""
         with Client(self.server, timeout=float(self.timeout)) as client:
             try:
-                result = client.train(spec, X, Y)
+                result = client.train(spec, X, Y, sample_weight=sample_weight)
             except JobFailed as exc:
                 job = exc.job
                 if job.failure_reason != "DIVERGED" or not job.has_result:
@@ -258,6 +262,12 @@ class _FusetrainMLP(BaseEstimator):
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _check_sample_weight(sample_weight, X) -> np.ndarray:
+    """scikit-learn's checks of sample_weight: one finite non-negative number per row."""
+    from sklearn.utils.validation import _check_sample_weight as check
+    return check(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
 
 
 class FusetrainClassifier(ClassifierMixin, _FusetrainMLP):
@@ -295,8 +305,10 @@ class FusetrainClassifier(ClassifierMixin, _FusetrainMLP):
         For 'rmsprop'.
     clip_norm : float, default=0.0
         Clip the global gradient norm to this; 0 = off.
-    schedule : {'constant', 'step', 'exponential', 'inverse_scaling', 'cosine'}, default='constant'
-        Learning rate per epoch (the engine's defaults for the schedule's own numbers).
+    schedule : {'constant', 'step', 'exponential', 'inverse_scaling', 'cosine', 'plateau'}, default='constant'
+        Learning rate per epoch (the engine's defaults for the schedule's own numbers); 'plateau'
+        divides it by 10 after 10 epochs without improvement of the training loss (as
+        MLPClassifier's 'adaptive' does on its tolerance).
     early_stopping : bool or 'train_loss', default=False
         True: hold out `validation_fraction` of the rows and stop when the validation loss has not
         improved by `tol` for `n_iter_no_change` epochs, keeping the best epoch's weights.
@@ -339,7 +351,8 @@ class FusetrainClassifier(ClassifierMixin, _FusetrainMLP):
     out_activation_ : 'sigmoid' or 'softmax'
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Train on (X, y); sample_weight (n_samples,) weighs each row's loss, as in scikit-learn."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -356,7 +369,7 @@ class FusetrainClassifier(ClassifierMixin, _FusetrainMLP):
         self._binarizer = lb
         self.classes_ = lb.classes_
         self.n_outputs_ = Y.shape[1]
-        self._fit_arrays(np.asarray(X, dtype=self.dtype), np.asarray(Y, dtype=self.dtype), plan)
+        self._fit_arrays(np.asarray(X, dtype=self.dtype), np.asarray(Y, dtype=self.dtype), plan, sample_weight)
         return self
 
     def predict_proba(self, X):
@@ -392,12 +405,13 @@ class FusetrainRegressor(RegressorMixin, _FusetrainMLP):
     TransformedTargetRegressor when their range is large).
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Train on (X, y); sample_weight (n_samples,) weighs each row's loss, as in scikit-learn."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         plan = self._plan(X.shape[1], Y.shape[1], "identity", "half_sse")
         self.n_outputs_ = Y.shape[1]
-        self._fit_arrays(np.asarray(X, dtype=self.dtype), np.asarray(Y, dtype=self.dtype), plan)
+        self._fit_arrays(np.asarray(X, dtype=self.dtype), np.asarray(Y, dtype=self.dtype), plan, sample_weight)
         return self
 
     def predict(self, X):

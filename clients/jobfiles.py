@@ -250,21 +250,27 @@ def resolve_files(spec: job_pb2.JobSpec, base_dir: Path, store: Store) -> dict:
 
 
 def attach_arrays(spec: job_pb2.JobSpec, x, y, store: Store, which: str = "train",
-                  inline_bytes: int = 64 << 10) -> None:
-    """Put arrays x, y in data.<which>: inline when small, else through `store` (an upload)."""
+                  inline_bytes: int = 64 << 10, sample_weight=None) -> None:
+    """Put arrays x, y (and per-row weights) in data.<which>: inline when small, else through
+    `store` (an upload; the weights as array "w", named by weight_array)."""
     x = np.asarray(x)
     y = np.asarray(y)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     if x.ndim == 1:
         x = x.reshape(-1, 1)
     if y.ndim == 1:
         y = y.reshape(-1, 1)
     src = getattr(spec.data, which)
     src.Clear()
-    if x.nbytes + y.nbytes <= inline_bytes:
+    if x.nbytes + y.nbytes + (0 if w is None else w.nbytes) <= inline_bytes:
         src.x.CopyFrom(array_to_tensor(x))
         src.y.CopyFrom(array_to_tensor(y))
+        if w is not None:
+            src.sample_weight.CopyFrom(array_to_tensor(w))
     else:
-        src.dataset_id = store({"x": x, "y": y}, which)
+        src.dataset_id = store({"x": x, "y": y} | ({} if w is None else {"w": w}), which)
+        if w is not None:
+            src.weight_array = "w"
 
 
 # -------------------------------------------------------------------------------------- sweeps

@@ -33,15 +33,16 @@ def _inprocess():
 
 
 def train_local(spec: SpecLike, x=None, y=None, *, validation=None, progress=False,
-                threads: Optional[int] = None, overrides: Optional[dict] = None) -> Result:
-    """Train in-process; progress=True shows the same bar as a server job, a callable gets events."""
+                threads: Optional[int] = None, overrides: Optional[dict] = None, sample_weight=None) -> Result:
+    """Train in-process; progress=True shows the same bar as a server job, a callable gets events.
+    sample_weight: per-row weights of x."""
     inprocess = _inprocess()
     from fusetrain.wire.errors import FusetrainError as WireError
 
     msg, base_dir = jobfiles.load_spec(spec, overrides)
     with inprocess.Datasets() as datasets:
         if x is not None and y is not None:
-            jobfiles.attach_arrays(msg, x, y, datasets.add, "train")
+            jobfiles.attach_arrays(msg, x, y, datasets.add, "train", sample_weight=sample_weight)
         if validation is not None:
             jobfiles.attach_arrays(msg, validation[0], validation[1], datasets.add, "validation")
         jobfiles.resolve_files(msg, base_dir, datasets.add)

@@ -1,20 +1,22 @@
 """fusetrain's engine: Numba-compiled, fused training of multi-layer perceptrons (numpy + numba only).
 
 Public API:
-    train(model, optimizer, config, x, y, *, x_val=None, y_val=None, callback=None,
-          state=None, limits=None) -> TrainResult
-    train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None) -> list[TrainResult]
+    train(model, optimizer, config, x, y, *, x_val=None, y_val=None, sample_weight=None,
+          val_sample_weight=None, callback=None, state=None, limits=None) -> TrainResult
+    train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None, sample_weight=None)
+        -> list[TrainResult]
     predict(model, weights, x) -> np.ndarray
     evaluate(model, weights, x, y) -> dict(loss=..., accuracy=...)
     warmup(dtypes=("float32", "float64")) -> seconds spent compiling or loading from cache
     split_validation(config, x, y) -> (x, y, x_val, y_val): the rows `train` holds out
+    validation_rows(config, rows) -> (kept, held-out) row indices of that split
 """
 
 from .errors import EngineError, InvalidData, InvalidSpec, LimitExceeded
 from .registry import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES, OPTIMIZERS, SCHEDULES
 from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
 from .spec import EarlyStopping, LayerSpec, Limits, ModelSpec, OptimizerSpec, ScheduleSpec, TrainConfig
-from .trainer import evaluate, predict, split_validation, train
+from .trainer import evaluate, predict, split_validation, train, validation_rows
 from .many import train_many
 from .warm import warmup
 
@@ -23,5 +25,5 @@ __all__ = [
     "OPTIMIZERS", "SCHEDULES", "STOPPED", "EarlyStopping", "EngineError", "EpochMetrics",
     "InvalidData", "InvalidSpec", "LayerSpec", "LimitExceeded", "Limits", "ModelSpec",
     "OptimizerSpec", "ScheduleSpec", "TrainConfig", "TrainResult", "TrainState", "evaluate",
-    "predict", "split_validation", "train", "train_many", "warmup",
+    "predict", "split_validation", "train", "train_many", "validation_rows", "warmup",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import numba
 import numpy as np
 
 from .errors import InvalidSpec
@@ -9,6 +12,7 @@ from .kernels.columns import I_ACC, I_BATCH, I_FUSED, I_LOSS, I_OPT, I_SHUFFLE, 
 from .kernels.losses import ARGMAX, NO_ACCURACY, THRESHOLD, loss_is_fused
 from .kernels.optimizers import (HP_BETA1, HP_BETA2, HP_CLIP, HP_DECAY, HP_EPS, HP_LR, HP_MOMENTUM,
                                  HP_RHO, HP_SIZE)
+from .kernels.masked import run_epochs_masked
 from .kernels.rng import seed_state
 from .layout import Layout, optimizer_slots
 from .registry import LOSSES, OPTIMIZERS
@@ -95,7 +99,47 @@ class JobBuffers:
         self.ints[I_SMALL] = int(layout.small)
         self.ints[I_SPREAD] = 1
 
-    def state(self, epoch: int, best_params, best_value: float, best_epoch: int, history) -> TrainState:
+    def loop_args(self, x, y, layout: Layout, lrs, losses, correct) -> tuple:
+        """The arguments of an epoch loop (kernels/epochs.py run_epochs) on this job's buffers."""
+        return (self.theta, self.grad, self.backup, self.opt, self.step, self.rng, x, y, self.perm, self.xb,
+                self.yb, self.acts, self.deltas, self.a_off, layout.meta, layout.slopes, self.hp, lrs, self.ints,
+                losses, correct)
+
+    def state(self, epoch: int, best_params, best_value: float, best_epoch: int, history,
+              schedule=None) -> TrainState:
         return TrainState(params=self.theta.copy(), opt_state=self.opt.copy(), step=int(self.step[0]),
                           rng=self.rng.copy(), epoch=epoch, best_params=best_params.copy(),
-                          best_value=best_value, best_epoch=best_epoch, history=history.copy())
+                          best_value=best_value, best_epoch=best_epoch, history=history.copy(),
+                          schedule=None if schedule is None else schedule.copy())
+
+
+def is_masked(model: ModelSpec, weights) -> bool:
+    """Whether a job runs the masked epoch loop (kernels/masked.py): dropout or row weights."""
+    return weights is not None or any(layer.dropout > 0 for layer in model.layers)
+
+
+class MaskedRun:
+    """The extra buffers of a job with dropout or row weights, and its epoch loop called with
+    the arguments of epochs.run_epochs (so train and train_many call both alike)."""
+
+    def __init__(self, model: ModelSpec, layout: Layout, batch: int, weights):
+        dtype = np.dtype(model.dtype)
+        self.rates = np.array([layer.dropout for layer in model.layers], dtype=np.float64)
+        self.masks = np.zeros(layout.act_size(batch), dtype=dtype)
+        self.dropped = np.zeros(layout.act_size(batch), dtype=dtype)
+        self.w = np.zeros(0) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        self.wb = np.zeros(batch if weights is not None else 0)
+
+    def args(self, theta, grad, backup, opt, step, rng, x, y, perm, xb, yb, acts, deltas, a_off, meta, slopes,
+             hp, lrs, ints, losses, correct) -> tuple:
+        return (theta, grad, backup, opt, step, rng, x, y, self.w, perm, xb, yb, self.wb, acts, deltas,
+                self.masks, self.dropped, a_off, meta, slopes, self.rates, hp, lrs, ints, losses, correct)
+
+    def __call__(self, *args):
+        return run_epochs_masked(*self.args(*args))
+
+    def compile(self, *args) -> float:
+        """Seconds to compile (or load from Numba's cache) the loop for these arguments."""
+        t0 = time.perf_counter()
+        run_epochs_masked.compile(tuple(numba.typeof(a) for a in self.args(*args)))
+        return time.perf_counter() - t0

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import config as cfg
-from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
+from .buffers import JobBuffers, MaskedRun, accuracy_denominator, accuracy_rule, is_masked
 from .errors import InvalidSpec
 from .init import initial_weights
 from .kernels.epochs import epoch_loop, loop_key
@@ -30,17 +30,18 @@ from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
                    validate_optimizer)
 from .trainer import _evaluate, epoch_rows, prepare
-from .warm import ensure_compiled
+from .warm import PREDICT, ensure_compiled
 
 
 def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: Sequence[TrainConfig],
                x, y, *, seeds: Optional[Sequence[int]] = None, threads: Optional[int] = None,
-               limits: Optional[Limits] = None) -> list[TrainResult]:
+               limits: Optional[Limits] = None, sample_weight=None) -> list[TrainResult]:
     """Train K models; model k uses optimizers[k], configs[k] and initial-weight seed seeds[k].
 
-    A list of length 1 is broadcast to K. All configs need the same number of epochs and no
-    validation or early stopping (train those with `train`). `threads` defaults to the
-    largest thread count among the configs.
+    A list of length 1 is broadcast to K. All configs need the same number of epochs and class
+    weights, and no validation, early stopping or plateau schedule (train those with `train`).
+    `threads` defaults to the largest thread count among the configs. Dropout and row weights
+    (sample_weight, class weights) run the masked loop, each model on its own masks.
     """
     limits = limits or Limits()
     k = max(len(optimizers), len(configs), len(seeds) if seeds is not None else 1)
@@ -55,8 +56,13 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                                       f"epochs ({epochs}), got {conf.epochs}")
         if conf.validation_fraction > 0 or conf.early_stopping is not None:
             raise InvalidSpec(f"configs[{i}]", "validation and early stopping need `train`, not `train_many`")
+        if opt.schedule.kind == "plateau":
+            raise InvalidSpec(f"optimizers[{i}].schedule.kind", "the plateau schedule needs `train`, not `train_many`")
+        if not _same(conf.class_weight, configs[0].class_weight):
+            raise InvalidSpec(f"configs[{i}].class_weight", "all models of a batch need the same class weights")
         if xs is None:  # the data once; the settings of every model
-            xs, ys, _, _ = prepare(replace(model, seed=int(seeds[i])), opt, conf, x, y, None, None, limits)
+            xs, ys, _, _, w, _ = prepare(replace(model, seed=int(seeds[i])), opt, conf, x, y, None, None, limits,
+                                         sample_weight)
         else:
             validate_model(replace(model, seed=int(seeds[i])), limits)
             validate_config(conf, limits)
@@ -70,6 +76,8 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     n_rows = xs.shape[0]
     rule = accuracy_rule(model.loss, ys)
     denom = accuracy_denominator(rule, n_rows, model.outputs)
+    if w is not None:
+        denom = float(w.sum()) * (denom // n_rows)
     jobs = [JobBuffers(model, opt, conf, layout,
                        layout.pack(initial_weights(replace(model, seed=int(seed))), dtype),
                        n_rows, rule, None)
@@ -89,20 +97,24 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     deltas = np.zeros((k, act), dtype=dtype)
     lrs = np.stack([learning_rates(o, 0, epochs, epochs) for o in optimizers])
     losses = np.zeros((k, epochs))
-    correct = np.zeros((k, epochs), dtype=np.int64)
+    masked = [MaskedRun(model, layout, batch, w) for _ in range(k)] if is_masked(model, w) else None
+    correct = np.zeros((k, epochs), dtype=np.float64 if masked else np.int64)
     done = np.zeros(k, dtype=np.int64)
     diverged = np.zeros(k, dtype=np.bool_)
 
     x_flat, y_flat, a_off = xs.reshape(-1), ys.reshape(-1), layout.act_offsets(batch)
-    compile_seconds = sum(ensure_compiled(model.dtype, key) for key in {loop_key(i, h) for i, h in zip(ints, hp)})
+    args = lambda i: (theta[i], grad[i], backup[i], opt[i], step[i], rng[i], x_flat, y_flat, perm[i], xb[i], yb[i],
+                      acts[i], deltas[i], a_off, layout.meta, layout.slopes, hp[i], lrs[i], ints[i], losses[i],
+                      correct[i])
+    if masked:
+        compile_seconds = ensure_compiled(model.dtype, (PREDICT, layout.small)) + masked[0].compile(*args(0))
+    else:
+        compile_seconds = sum(ensure_compiled(model.dtype, key) for key in {loop_key(i, h) for i, h in zip(ints, hp)})
 
     def train_range(first: int, stop: int) -> None:
         for i in range(first, stop):
-            run_epochs = epoch_loop(ints[i], hp[i])
-            done[i], diverged[i] = run_epochs(theta[i], grad[i], backup[i], opt[i], step[i], rng[i], x_flat,
-                                              y_flat, perm[i], xb[i], yb[i], acts[i], deltas[i], a_off,
-                                              layout.meta, layout.slopes, hp[i], lrs[i], ints[i], losses[i],
-                                              correct[i])
+            run_epochs = masked[i] if masked else epoch_loop(ints[i], hp[i])
+            done[i], diverged[i] = run_epochs(*args(i))
 
     # Each thread trains one contiguous run of models: neighbours' rows of the stacked buffers
     # share cache lines, and two threads writing them at once cost 20% here.
@@ -123,7 +135,7 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                      denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
                                      n_rows / secs if secs > 0 else math.inf))
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
-        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule)
+        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule, w)
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
                  "val_accuracy": math.nan}
         reason = DIVERGED if diverged[i] else COMPLETED
@@ -135,6 +147,11 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                    state=job.state(n_done, theta[i], math.inf, 0, history),
                                    message=message, blas=blas))
     return results
+
+
+def _same(a, b) -> bool:
+    return (a is None) == (b is None) and (a is None or isinstance(a, str) == isinstance(b, str) and
+                                          np.array_equal(np.asarray(a), np.asarray(b)))
 
 
 def _broadcast(values, k: int, name: str) -> list:

@@ -8,7 +8,7 @@
                                             slots, the best weights (JobBuffers, train)
     copies       (3 + k) · P · s            the result's weights and its resumable state (params,
                                             optimizer slots, best weights); a checkpoint's state
-    activations  2 · B · S · s              forward values and backward deltas of a batch
+    activations  2 · B · S · s              forward values and backward deltas of a batch (4 with dropout: masks, masked values)
     batch        B · W · s                  the gathered batch
     evaluation   M · O · s + max(           the metric pass over M = max(N, V) rows after training
                  min(M, C) · S, M · O) · s  (and over the validation rows each epoch): the outputs,
@@ -90,7 +90,8 @@ def terms(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, rows:
     return {
         "parameters": (4 + slots) * p * item,
         "copies": (3 + slots) * p * item,
-        "activations": 2 * batch * units * item,
+        # acts and deltas; with dropout also its masks and masked activations (kernels/masked.py)
+        "activations": (4 if any(layer.dropout > 0 for layer in model.layers) else 2) * batch * units * item,
         "batch": batch * width * item,
         "evaluation": (metric_rows * model.outputs
                        + max(min(metric_rows, EVAL_BLOCK_ROWS) * units, metric_rows * model.outputs)) * item,

@@ -39,7 +39,8 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2
 INITIALIZERS = ("uniform", "normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 
 # Learning-rate schedules (schedules.py).
-SCHEDULES = ("constant", "step", "exponential", "inverse_scaling", "cosine")
+# "plateau" is the one that reads the metrics: its rate is decided after each epoch.
+SCHEDULES = ("constant", "step", "exponential", "inverse_scaling", "cosine", "plateau")
 
 DTYPES = ("float32", "float64")
 

@@ -104,9 +104,11 @@ class TrainState:
     best_value: float = math.inf
     best_epoch: int = 0
     history: History = field(default_factory=History)   # metrics of the epochs so far
+    schedule: Optional[np.ndarray] = None   # the plateau schedule's state (schedules.py), else None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
+        extra = {} if self.schedule is None else {"schedule": np.asarray(self.schedule, dtype=np.float64)}
+        return extra | {
             "params": self.params,
             "opt_state": self.opt_state,
             "rng": self.rng,
@@ -130,6 +132,7 @@ class TrainState:
             best_value=float(arrays["best_value"][0]),
             best_epoch=best_epoch,
             history=history,
+            schedule=np.array(arrays["schedule"], dtype=np.float64) if "schedule" in arrays else None,
         )
 
 

@@ -32,6 +32,7 @@ class LayerSpec:
     bias: Optional[np.ndarray] = None     # (units,)
     freeze_weights: bool = False
     freeze_bias: bool = False
+    dropout: float = 0.0                  # inverted dropout rate of this (hidden) layer's outputs in training
 
 
 @dataclass
@@ -65,7 +66,14 @@ class ScheduleSpec:
     step_size: int = 10      # step: lr0 * gamma ** (e // step_size)
     gamma: float = 0.5       # step and exponential (lr0 * gamma ** e)
     power: float = 0.5       # inverse_scaling: lr0 / (1 + e) ** power
-    min_lr: float = 0.0      # cosine: min_lr + (lr0 - min_lr) * (1 + cos(pi * e / E)) / 2
+    min_lr: float = 0.0      # cosine: min_lr + (lr0 - min_lr) * (1 + cos(pi * e / E)) / 2; plateau's floor
+    # plateau (Keras's ReduceLROnPlateau): lr *= factor when `monitor` has not improved by more
+    # than `threshold` for `patience` epochs, never below min_lr, then `cooldown` epochs without counting.
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    cooldown: int = 0
+    monitor: str = "val_loss"   # or "train_loss"
 
 
 @dataclass
@@ -105,6 +113,9 @@ class TrainConfig:
     validation_fraction: float = 0.0
     early_stopping: Optional[EarlyStopping] = None
     threads: int = 1
+    # None, "balanced" (n_rows / (n_classes * rows of the class), over the training rows) or one
+    # weight per class (per column of y; two, for classes 0 and 1, with a single 0/1 output).
+    class_weight: Optional[object] = None
 
 
 @dataclass
@@ -182,6 +193,9 @@ def validate_model(model: ModelSpec, limits: Limits = Limits()) -> None:
                 raise InvalidSpec(f"{where}.{key}", f"shape must be {shape} (units, inputs), got {arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise InvalidSpec(f"{where}.{key}", "contains NaN or infinity")
+        _real(layer.dropout, f"{where}.dropout", 0.0, 1.0, hi_open=True)
+        if layer.dropout > 0 and idx == n_layers - 1:
+            raise InvalidSpec(f"{where}.dropout", "dropout applies to hidden layers, not the output layer")
     params = model.parameter_count()
     if params > limits.max_parameters:
         raise LimitExceeded("model.layers", f"{params} parameters is over the limit of {limits.max_parameters}")
@@ -213,6 +227,12 @@ def validate_optimizer(opt: OptimizerSpec, epochs: int) -> None:
     _real(s.gamma, "optimizer.schedule.gamma", 0.0, 1.0, lo_open=True)
     _real(s.power, "optimizer.schedule.power", 0.0)
     _real(s.min_lr, "optimizer.schedule.min_lr", 0.0, opt.learning_rate)
+    if s.kind == "plateau":
+        _real(s.factor, "optimizer.schedule.factor", 0.0, 1.0, lo_open=True, hi_open=True)
+        _int(s.patience, "optimizer.schedule.patience", 1)
+        _real(s.threshold, "optimizer.schedule.threshold", 0.0)
+        _int(s.cooldown, "optimizer.schedule.cooldown", 0)
+        _name(s.monitor, "optimizer.schedule.monitor", ("val_loss", "train_loss"))
 
 
 def validate_config(cfg: TrainConfig, limits: Limits = Limits()) -> None:
@@ -229,6 +249,55 @@ def validate_config(cfg: TrainConfig, limits: Limits = Limits()) -> None:
         _int(es.patience, "training.early_stopping.patience", 1)
         _real(es.min_delta, "training.early_stopping.min_delta", 0.0)
         _name(es.monitor, "training.early_stopping.monitor", ("val_loss", "train_loss"))
+    cw = cfg.class_weight
+    if cw is not None and not (isinstance(cw, str) and cw == "balanced"):
+        if isinstance(cw, str) or np.ndim(cw) != 1 or len(cw) == 0:
+            raise InvalidSpec("training.class_weight", f"must be 'balanced' or one weight per class, got {cw!r}")
+        for i, v in enumerate(cw):
+            _real(v, f"training.class_weight[{i}]", 0.0)
+
+
+def class_of_rows(y: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """(class index of each row, number of classes) of one-hot rows or a single 0/1 column."""
+    if y.shape[1] > 1:
+        if not np.all(((y == 0) | (y == 1)) & (y.sum(axis=1, keepdims=True) == 1)):
+            raise InvalidSpec(name, "class weights need one-hot rows (or a single 0/1 column)")
+        return np.argmax(y, axis=1), y.shape[1]
+    if not np.all((y == 0) | (y == 1)):
+        raise InvalidSpec(name, "class weights need 0/1 targets in a single column (or one-hot rows)")
+    return (y[:, 0] > 0.5).astype(np.int64), 2
+
+
+def class_weights(class_weight, y: np.ndarray) -> np.ndarray:
+    """Per-class weights (n_classes,) float64 from `class_weight` and the training targets y.
+
+    "balanced" is scikit-learn's n_samples / (n_classes * bincount(y)) (a class with no rows gets 1).
+    """
+    classes, n_classes = class_of_rows(y, "training.class_weight")
+    if isinstance(class_weight, str):
+        counts = np.bincount(classes, minlength=n_classes).astype(np.float64)
+        return np.where(counts > 0, len(classes) / (n_classes * np.maximum(counts, 1)), 1.0)
+    cw = np.asarray(class_weight, dtype=np.float64)
+    if cw.shape != (n_classes,):
+        raise InvalidSpec("training.class_weight", f"expected {n_classes} weights (one per class), got {cw.size}")
+    return cw
+
+
+def validate_weights(w, rows: int, name: str) -> np.ndarray:
+    """Check a per-row weight array: rows values, finite, non-negative, not all zero -> float64."""
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "iuf":
+        raise InvalidSpec(name, f"must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or arr.shape[0] != rows:
+        raise InvalidSpec(name, f"needs one weight per row ({rows}), got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InvalidSpec(name, "weights must be finite and non-negative")
+    if not arr.sum() > 0:
+        raise InvalidSpec(name, "weights must not all be zero")
+    return np.ascontiguousarray(arr)
 
 
 def validate_data(model: ModelSpec, x, y, name: str, limits: Limits = Limits(),

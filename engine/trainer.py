@@ -16,18 +16,19 @@ import numpy as np
 
 from . import config as cfg
 from . import tinygen
-from .buffers import JobBuffers, accuracy_denominator, accuracy_rule
+from .buffers import JobBuffers, MaskedRun, accuracy_denominator, accuracy_rule, is_masked
 from .errors import InvalidSpec
 from .init import initial_weights
 from .kernels.epochs import epoch_loop, loop_key, predict_rows, predict_rows_loops
 from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
+from .kernels.masked import weighted_metrics
 from .layout import Layout
 from .registry import LOSSES
 from .result import (COMPLETED, DIVERGED, EARLY_STOPPED, FIELDS, STOPPED, EpochMetrics, History, TrainResult,
                      TrainState)
-from .schedules import learning_rates
-from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_data,
-                   validate_model, validate_optimizer)
+from .schedules import learning_rates, plateau_state, plateau_step
+from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, class_of_rows, class_weights, validate_config,
+                   validate_data, validate_model, validate_optimizer, validate_weights)
 from .warm import PREDICT, ensure_compiled
 
 Callback = Callable[[EpochMetrics], Optional[bool]]
@@ -46,28 +47,35 @@ def epoch_rows(first: int, losses, correct, denom: int, rates, seconds: float, p
     return rows
 
 
-def split_validation(config: TrainConfig, x, y):
-    """Hold out a seeded random `validation_fraction` of the rows; return (x, y, x_val, y_val)."""
-    n = x.shape[0]
+def validation_rows(config: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) row indices of a seeded random `validation_fraction` of n rows, sorted."""
     n_val = int(round(n * config.validation_fraction))
     if n_val < 1 or n - n_val < 1:
         raise InvalidSpec("training.validation_fraction",
                           f"{config.validation_fraction} of {n} rows leaves no training or no validation rows")
     order = np.random.default_rng(config.seed).permutation(n)
-    val, keep = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_validation(config: TrainConfig, x, y):
+    """Hold out a seeded random `validation_fraction` of the rows; return (x, y, x_val, y_val)."""
+    keep, val = validation_rows(config, x.shape[0])
     return (np.ascontiguousarray(x[keep]), np.ascontiguousarray(y[keep]),
             np.ascontiguousarray(x[val]), np.ascontiguousarray(y[val]))
 
 
 def prepare(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y, x_val, y_val,
-            limits: Limits):
-    """Validate everything and return contiguous (x, y, x_val, y_val) of the model dtype."""
+            limits: Limits, sample_weight=None, val_sample_weight=None):
+    """Validate everything; return contiguous (x, y, x_val, y_val) of the model dtype and the row
+    weights (w, w_val) in float64: sample weights times class weights, None when neither is given."""
     validate_model(model, limits)
     validate_config(config, limits)
     validate_optimizer(optimizer, config.epochs)
     if y is None:
         raise InvalidSpec("train.y", "training targets are required")
     x, y = validate_data(model, x, y, "train", limits)
+    w = None if sample_weight is None else validate_weights(sample_weight, x.shape[0], "train.sample_weight")
+    w_val = None
     if (x_val is None) != (y_val is None):
         raise InvalidSpec("validation", "give both validation.x and validation.y, or neither")
     if x_val is not None:
@@ -75,29 +83,61 @@ def prepare(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, 
             raise InvalidSpec("training.validation_fraction",
                               "give a validation fraction or a separate validation set, not both")
         x_val, y_val = validate_data(model, x_val, y_val, "validation", limits)
+        if val_sample_weight is not None:
+            w_val = validate_weights(val_sample_weight, x_val.shape[0], "validation.sample_weight")
+    elif val_sample_weight is not None:
+        raise InvalidSpec("validation.sample_weight", "given without a validation set")
     elif config.validation_fraction > 0:
-        x, y, x_val, y_val = split_validation(config, x, y)
+        keep, val = validation_rows(config, x.shape[0])
+        x, y, x_val, y_val = (np.ascontiguousarray(a[i]) for a, i in ((x, keep), (y, keep), (x, val), (y, val)))
+        if w is not None:
+            w, w_val = np.ascontiguousarray(w[keep]), np.ascontiguousarray(w[val])
+    if config.class_weight is not None:
+        per_class = class_weights(config.class_weight, y)
+        w = per_class[class_of_rows(y, "train.y")[0]] * (1.0 if w is None else w)
+        if x_val is not None:
+            w_val = per_class[class_of_rows(y_val, "validation.y")[0]] * (1.0 if w_val is None else w_val)
+        if not w.sum() > 0:
+            raise InvalidSpec("training.class_weight", "the weights of the training rows sum to 0")
+    if x_val is not None and w is not None and w_val is None:
+        w_val = np.ones(x_val.shape[0])
     if config.early_stopping is not None and config.early_stopping.monitor == "val_loss" and x_val is None:
         raise InvalidSpec("training.early_stopping.monitor",
                           "val_loss needs validation data (validation_fraction or a validation set)")
-    return x, y, x_val, y_val
+    s = optimizer.schedule
+    if s.kind == "plateau" and s.monitor == "val_loss" and x_val is None:
+        raise InvalidSpec("optimizer.schedule.monitor",
+                          "val_loss needs validation data (validation_fraction or a validation set)")
+    return x, y, x_val, y_val, w, w_val
 
 
 def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y, *, x_val=None,
-          y_val=None, callback: Optional[Callback] = None, state: Optional[TrainState] = None,
-          limits: Optional[Limits] = None, checkpoint: Optional[Callable[[TrainState], None]] = None,
+          y_val=None, sample_weight=None, val_sample_weight=None, callback: Optional[Callback] = None,
+          state: Optional[TrainState] = None, limits: Optional[Limits] = None,
+          checkpoint: Optional[Callable[[TrainState], None]] = None,
           checkpoint_seconds: float = 10.0, chunk_seconds: float = 0.05) -> TrainResult:
-    """Train `model` on (x, y); resume from `state` when given. See the module docstring."""
+    """Train `model` on (x, y); resume from `state` when given. See the module docstring.
+
+    sample_weight (rows,): per-row weights of the loss, its gradients and the reported metrics
+    (scikit-learn's sample_weight); val_sample_weight those of a separate validation set.
+    """
     limits = limits or Limits()
-    x, y, x_val, y_val = prepare(model, optimizer, config, x, y, x_val, y_val, limits)
+    x, y, x_val, y_val, w, w_val = prepare(model, optimizer, config, x, y, x_val, y_val, limits,
+                                           sample_weight, val_sample_weight)
     layout = Layout.of(model)
     dtype = np.dtype(model.dtype)
     rule = accuracy_rule(model.loss, y)
     theta = layout.pack(initial_weights(model), dtype)
     buf = JobBuffers(model, optimizer, config, layout, theta, x.shape[0], rule, state)
     xf, yf = x.reshape(-1), y.reshape(-1)
-    tiny = tinygen.select(layout, buf, dtype, xf, yf)   # an epoch loop generated for this architecture
-    if tiny is not None:
+    masked = MaskedRun(model, layout, buf.batch, w) if is_masked(model, w) else None
+    tiny = None if masked else tinygen.select(layout, buf, dtype, xf, yf)   # a loop generated for this architecture
+    if masked is not None:
+        compile_seconds = (ensure_compiled(model.dtype, (PREDICT, layout.small))
+                           + masked.compile(*buf.loop_args(xf, yf, layout, np.zeros(1), np.zeros(1),
+                                                           np.zeros(1))))
+        run_epochs = masked
+    elif tiny is not None:
         compile_seconds = (ensure_compiled(model.dtype, (PREDICT, True))    # the final evaluation
                            + tinygen.ensure_compiled(tiny, buf, xf, yf))
         run_epochs = tiny.run
@@ -106,6 +146,11 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
         run_epochs = epoch_loop(buf.ints, buf.hp)
     n_rows = x.shape[0]
     denom = accuracy_denominator(rule, n_rows, model.outputs)
+    if w is not None:
+        denom = float(w.sum()) * (denom // n_rows)
+    plateau = None
+    if optimizer.schedule.kind == "plateau":
+        plateau = state.schedule.copy() if state and state.schedule is not None else plateau_state(optimizer)
 
     es = config.early_stopping
     history = state.history.copy() if state else History()
@@ -113,7 +158,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     best_params = state.best_params.copy() if state else buf.theta.copy()
     best_value = state.best_value if state else math.inf
     best_epoch = state.best_epoch if state else 0
-    per_epoch = x_val is not None or es is not None
+    per_epoch = x_val is not None or es is not None or plateau is not None
     watched = callback is not None or checkpoint is not None
     chunk = 1 if (per_epoch or watched) else config.epochs
     reason, message = COMPLETED, ""
@@ -123,14 +168,11 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     with cfg.threads(config.threads):
         while epoch < config.epochs:
             count = min(chunk, config.epochs - epoch)
-            lrs = learning_rates(optimizer, epoch, count, config.epochs)
+            lrs = learning_rates(optimizer, epoch, count, config.epochs, plateau)
             losses = np.zeros(count)
-            correct = np.zeros(count, dtype=np.int64)
+            correct = np.zeros(count, dtype=np.float64 if masked else np.int64)
             t0 = time.perf_counter()
-            done, diverged = run_epochs(buf.theta, buf.grad, buf.backup, buf.opt, buf.step, buf.rng,
-                                        xf, yf, buf.perm, buf.xb, buf.yb, buf.acts, buf.deltas,
-                                        buf.a_off, layout.meta, layout.slopes, buf.hp, lrs, buf.ints,
-                                        losses, correct)
+            done, diverged = run_epochs(*buf.loop_args(xf, yf, layout, lrs, losses, correct))
             elapsed = time.perf_counter() - t0
             train_seconds += elapsed
             stop = False
@@ -144,7 +186,10 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
                 values[0] = int(values[0])
                 m = EpochMetrics(*values)
                 if x_val is not None:
-                    m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+                    m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule, w_val)
+                if plateau is not None:
+                    plateau_step(optimizer, plateau, m.val_loss if optimizer.schedule.monitor == "val_loss"
+                                 else m.train_loss)
                 if es is not None:
                     value = m.val_loss if es.monitor == "val_loss" else m.train_loss
                     if value < best_value - es.min_delta:
@@ -168,7 +213,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
                            f"weights are those after epoch {epoch}")
                 break
             if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_seconds:
-                checkpoint(buf.state(epoch, best_params, best_value, best_epoch, history))
+                checkpoint(buf.state(epoch, best_params, best_value, best_epoch, history, plateau))
                 last_checkpoint = time.perf_counter()
             if stop:
                 break
@@ -177,13 +222,13 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     if reason == EARLY_STOPPED and es.restore_best and best_epoch > 0:
         buf.theta[:] = best_params
     final = {"train_loss": math.nan, "train_accuracy": math.nan, "val_loss": math.nan, "val_accuracy": math.nan}
-    final["train_loss"], final["train_accuracy"] = _evaluate(model, layout, buf.theta, x, y, rule)
+    final["train_loss"], final["train_accuracy"] = _evaluate(model, layout, buf.theta, x, y, rule, w)
     if x_val is not None:
-        final["val_loss"], final["val_accuracy"] = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+        final["val_loss"], final["val_accuracy"] = _evaluate(model, layout, buf.theta, x_val, y_val, rule, w_val)
     return TrainResult(weights=layout.unpack(buf.theta), history=history, final=final,
                        stop_reason=reason, epochs_run=epoch, compile_seconds=compile_seconds,
                        train_seconds=train_seconds,
-                       state=buf.state(epoch, best_params, best_value, best_epoch, history),
+                       state=buf.state(epoch, best_params, best_value, best_epoch, history, plateau),
                        message=message, best_epoch=best_epoch if es is not None else None,
                        blas=cfg.blas_kernel())
 
@@ -200,9 +245,15 @@ def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndar
     return out.reshape(rows, model.outputs)
 
 
-def _evaluate(model, layout, theta, x, y, rule) -> tuple[float, float]:
+def _evaluate(model, layout, theta, x, y, rule, w=None) -> tuple[float, float]:
+    """(mean loss, accuracy or NaN) on (x, y); with row weights w, their weighted averages."""
     out = _forward_all(model, layout, theta, x)
     flat, yf = out.reshape(-1), y.reshape(-1)
+    if w is not None:
+        loss, hits, wsum = weighted_metrics(flat, yf, w, x.shape[0], model.outputs, LOSSES[model.loss], rule)
+        if rule == NO_ACCURACY:
+            return float(loss), math.nan
+        return float(loss), hits / (wsum * (accuracy_denominator(rule, x.shape[0], model.outputs) // x.shape[0]))
     scratch = np.empty_like(flat)
     loss = loss_forward_backward(flat, 0, yf, 0, scratch, 0, x.shape[0], model.outputs, LOSSES[model.loss])
     if rule == NO_ACCURACY:

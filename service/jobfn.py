@@ -28,7 +28,7 @@ from .dataprep import fit_normalization, normalization_kind, normalize, split_fo
 from .errors import ResourceExhausted
 from .files import Files
 from .messages import result_message
-from .specs import check_memory, engine_limits, load_source, to_engine
+from .specs import check_memory, engine_limits, load_source, load_weights, to_engine
 
 log = logging.getLogger("fusetrain.worker")
 
@@ -82,14 +82,22 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
            else to_engine(spec, task.limits, task.threads_per_worker))
     path = lambda sha: files.path("datasets", sha)  # noqa: E731
     x, y = load_source(spec.data.train, "data.train", path, cache=_dataset_cache)
-    x_val = y_val = None
+    w = load_weights(spec.data.train, "data.train", path, cache=_dataset_cache)
+    x_val = y_val = w_val = None
     if spec.data.HasField("validation"):
         x_val, y_val = load_source(spec.data.validation, "data.validation", path)
+        w_val = load_weights(spec.data.validation, "data.validation", path)
     if spec.data.HasField("cross_validation"):
+        if w is not None:   # the same rows' weights, whatever rule picks the folds
+            keep, _, val, _ = split_folds(np.arange(len(x)), y, spec.data.cross_validation)
+            w, w_val = w[keep], w[val]
         x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
     if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
         # Fit the normalisation on the training rows only: hold out the very rows the engine
         # would (its own split, same seed) and hand them over as a separate validation set.
+        if w is not None:
+            keep, val = engine.validation_rows(job.config, len(x))
+            w, w_val = w[keep], w[val]
         x, y, x_val, y_val = engine.split_validation(job.config, x, y)
         job.config = dataclasses.replace(job.config, validation_fraction=0.0)
     norm = fit_normalization(spec.model.normalization, x, job.model.dtype)
@@ -141,7 +149,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     if unwatched:
         callback, kwargs = None, {}
     result = engine.train(job.model, job.optimizer, job.config, x, y, x_val=x_val, y_val=y_val,
-                          callback=callback, state=state,
+                          sample_weight=w, val_sample_weight=w_val, callback=callback, state=state,
                           limits=engine_limits(task.limits, task.threads_per_worker), **kwargs)
     # The history as the engine keeps it: one float64 array in METRIC_FIELDS order (not a row of
     # EpochMetrics objects each).

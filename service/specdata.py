@@ -1,7 +1,7 @@
 """A job spec's inline data tensors, stored apart from the spec: once, by content.
 
 A JobSpec can carry its training and validation rows inline (`data.train.x`, `data.train.y`,
-`data.validation.x`, `data.validation.y`). Those tensors are most of its bytes, and the jobs of a
+`data.validation.x`, `data.validation.y`, and each set's `sample_weight`). Those tensors are most of its bytes, and the jobs of a
 sweep grid, or a client's repeated submissions, share them. So a job's row holds its spec without
 them (a few hundred bytes, with whatever a grid overrode) plus the sha256 of a file under
 `<data>/specdata/` holding the tensors alone, serialized as a JobSpec: a grid of N jobs over one
@@ -16,7 +16,7 @@ from __future__ import annotations
 from fusetrain.v1 import job_pb2
 
 SOURCES = ("train", "validation")
-TENSORS = ("x", "y")
+TENSORS = ("x", "y", "sample_weight")
 MIN_BYTES = 4096        # inline data smaller than this stays in the job's row
 
 

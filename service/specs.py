@@ -66,7 +66,8 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
         layers.append(es.LayerSpec(
             units=layer.units, activation=layer.activation or "sigmoid",
             leaky_slope=_opt(layer, "leaky_slope", 0.01), weights=weights, bias=bias,
-            freeze_weights=layer.freeze_weights, freeze_bias=layer.freeze_bias))
+            freeze_weights=layer.freeze_weights, freeze_bias=layer.freeze_bias,
+            dropout=_opt(layer, "dropout", 0.0)))
     model = es.ModelSpec(
         inputs=m.inputs, layers=layers, loss=m.loss or "half_sse",
         initializer=m.initializer or "glorot_uniform", init_scale=_opt(m, "init_scale", 0.1),
@@ -83,7 +84,9 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
         weight_decay=_opt(o, "weight_decay", 0.0), clip_norm=_opt(o, "clip_norm", 0.0),
         schedule=es.ScheduleSpec(kind=s.kind or "constant", step_size=_opt(s, "step_size", 10),
                                  gamma=_opt(s, "gamma", 0.5), power=_opt(s, "power", 0.5),
-                                 min_lr=_opt(s, "min_lr", 0.0)))
+                                 min_lr=_opt(s, "min_lr", 0.0), factor=_opt(s, "factor", 0.1),
+                                 patience=_opt(s, "patience", 10), threshold=_opt(s, "threshold", 1e-4),
+                                 cooldown=_opt(s, "cooldown", 0), monitor=s.monitor or "val_loss"))
 
     t = spec.training
     early = None
@@ -96,7 +99,7 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
         epochs=_opt(t, "epochs", 100), batch_size=_opt(t, "batch_size", 32),
         shuffle=_opt(t, "shuffle", True), seed=_opt(t, "seed", 0),
         validation_fraction=_opt(t, "validation_fraction", 0.0), early_stopping=early,
-        threads=_opt(t, "threads", threads_per_worker))
+        threads=_opt(t, "threads", threads_per_worker), class_weight=_class_weight(t))
 
     time_limit = float(limits.max_job_seconds)
     if t.HasField("time_limit_seconds"):
@@ -119,9 +122,25 @@ def to_engine(spec: job_pb2.JobSpec, limits, threads_per_worker: int) -> EngineJ
         raise InvalidArgument("training.early_stopping.monitor",
                               "val_loss needs validation data (data.validation or "
                               "training.validation_fraction)")
+    if optimizer.schedule.kind == "plateau" and optimizer.schedule.monitor == "val_loss" \
+            and not _has_validation(spec):
+        raise InvalidArgument("optimizer.schedule.monitor",
+                              "val_loss needs validation data (data.validation or training.validation_fraction)")
     if abs(spec.priority) > MAX_PRIORITY:
         raise InvalidArgument("priority", f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}, got {spec.priority}")
     return EngineJob(model, optimizer, config, time_limit, spec.priority)
+
+
+def _class_weight(t):
+    """The engine's class_weight from Training.class_weight: None, "balanced" or the weights."""
+    if not t.HasField("class_weight"):
+        return None
+    cw = t.class_weight
+    if cw.balanced and len(cw.weights):
+        raise InvalidArgument("training.class_weight", "give balanced or weights, not both")
+    if not cw.balanced and not len(cw.weights):
+        raise InvalidArgument("training.class_weight", "give balanced: true or one weight per class")
+    return "balanced" if cw.balanced else list(cw.weights)
 
 
 # What makes each term of the estimate smaller (engine/memory.py names the terms).
@@ -205,13 +224,53 @@ def check_data(spec: job_pb2.JobSpec, engine_job: EngineJob, lookup: DatasetLook
             raise ResourceExhausted(f"{where}.x", f"{x_shape[0]} rows is over the limit of {limits.max_rows}")
         if name == "train":
             check_cross_validation(spec, x_shape[0])
+        _check_weight_shape(src, where, lookup, x_shape[0], limits)
         rows[name] = x_shape[0]
     if spec.data.HasField("train") and (spec.data.train.HasField("x")):
         # Inline data is small (it fits in one message): let the engine check values too.
         x, y = load_source(spec.data.train, "data.train", None, limits)
         es.validate_data(engine_job.model, x, y, "data.train",
                          engine_limits(limits, engine_job.config.threads))
+        w = load_weights(spec.data.train, "data.train", None)
+        if w is not None:
+            es.validate_weights(w, len(x), "data.train.sample_weight")
     return rows
+
+
+def _check_weight_shape(src, where: str, lookup: DatasetLookup, rows: int, limits) -> None:
+    """A source's sample weights, when it names some, hold one value per row."""
+    if src.weight_array and src.HasField("sample_weight"):
+        raise InvalidArgument(where, "give weight_array or an inline sample_weight, not both")
+    if src.weight_array:
+        if not src.dataset_id:
+            raise InvalidArgument(f"{where}.weight_array", "names an array of an uploaded dataset (dataset_id)")
+        arrays = lookup(src.dataset_id)
+        if src.weight_array not in arrays:
+            raise InvalidArgument(f"{where}.weight_array", f"dataset {src.dataset_id[:12]} has no array "
+                                                           f"{src.weight_array!r}; it has {', '.join(sorted(arrays))}")
+        shape = tuple(arrays[src.weight_array]["shape"])
+    elif src.HasField("sample_weight"):
+        if src.dataset_id:
+            raise InvalidArgument(f"{where}.sample_weight", "inline weights go with inline x and y; name the "
+                                                            "dataset's array in weight_array")
+        shape = tensor_to_array(src.sample_weight, f"{where}.sample_weight", max_elements=limits.max_rows).shape
+    else:
+        return
+    field = f"{where}.{'weight_array' if src.weight_array else 'sample_weight'}"
+    if shape not in ((rows,), (rows, 1)):
+        raise InvalidArgument(field, f"needs one weight per row ({rows}), got shape {list(shape)}")
+
+
+def load_weights(src, where: str, dataset_path: Optional[Callable[[str], str]], cache: Optional[dict] = None):
+    """The per-row weights of a DataSource (its dataset's weight_array or inline sample_weight), or None."""
+    if src.weight_array:
+        if cache is not None and src.dataset_id in cache:
+            return cache[src.dataset_id][src.weight_array]
+        with np.load(dataset_path(src.dataset_id), allow_pickle=False) as npz:
+            return npz[src.weight_array]
+    if src.HasField("sample_weight"):
+        return tensor_to_array(src.sample_weight, f"{where}.sample_weight")
+    return None
 
 
 def _source_shapes(src, where: str, lookup: DatasetLookup, limits) -> tuple[tuple, tuple]:

@@ -245,8 +245,9 @@ OPTIMIZER_FIELDS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum
 OPTIMIZER_KIND_FIELDS = ("momentum", "beta1", "beta2", "rho", "epsilon")
 # The optional fields of Schedule each kind uses.
 SCHEDULE_FIELDS = {"constant": (), "step": ("step_size", "gamma"), "exponential": ("gamma",),
-                   "inverse_scaling": ("power",), "cosine": ("min_lr",)}
-SCHEDULE_KIND_FIELDS = ("step_size", "gamma", "power", "min_lr")
+                   "inverse_scaling": ("power",), "cosine": ("min_lr",),
+                   "plateau": ("min_lr", "factor", "patience", "threshold", "cooldown")}
+SCHEDULE_KIND_FIELDS = ("step_size", "gamma", "power", "min_lr", "factor", "patience", "threshold", "cooldown")
 
 
 def _users(table: dict, name: str) -> str:

@@ -12,8 +12,9 @@ Outputs: losses (E,) mean batch loss per epoch, correct (E,) correct predictions
 """
 
 import numpy as np
+from numba import njit
 
-from ..config import variant
+from ..config import JIT, variant
 from .activations import activation_backward, activation_forward
 from .blas import MAX_BLOCKS, flush_denormals_on, restore_mxcsr
 from .dense import (dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward,
@@ -120,6 +121,43 @@ train_step_fold = _make_train_step(True)
 train_step_update = _make_train_step(False)
 
 
+@njit(**JIT)
+def begin_epoch(theta, backup, perm, rng, gather):
+    """Keep theta in backup (to undo a diverged epoch); reset and shuffle the row order when gathering."""
+    for i in range(theta.shape[0]):
+        backup[i] = theta[i]
+    if gather:
+        for i in range(perm.shape[0]):
+            perm[i] = i
+        shuffle(perm, rng)
+
+
+@njit(**JIT)
+def gather_rows(x, y, perm, start, rows, n_in, n_out, xb, yb):
+    """Rows perm[start : start + rows] of x (N*I,) and y (N*O,) into the batch buffers xb, yb."""
+    # Element loops: a slice assignment compiles Numba's shape-mismatch message too.
+    for r in range(rows):
+        src = perm[start + r]
+        for j in range(n_in):
+            xb[r * n_in + j] = x[src * n_in + j]
+        for j in range(n_out):
+            yb[r * n_out + j] = y[src * n_out + j]
+
+
+@njit(**JIT)
+def undo_if_diverged(loss, theta, backup):
+    """True, with theta restored from backup, when the epoch's loss or any parameter is not finite."""
+    bad = not np.isfinite(loss)
+    for i in range(theta.shape[0]):
+        if bad:
+            break
+        bad = not np.isfinite(theta[i])
+    if bad:
+        for i in range(theta.shape[0]):
+            theta[i] = backup[i]
+    return bad
+
+
 def _make_run_epochs(small: bool, fold: bool):
     """The epoch loop of one step path: the tiny networks' scalar step (`small`) or the BLAS
     step, and one update rule (`fold`, see _make_train_step). A job compiles only its own
@@ -147,13 +185,8 @@ def _make_run_epochs(small: bool, fold: bool):
         spread = ints[I_SPREAD] != 0
         n_batches = (n_rows + batch - 1) // batch
         for e in range(lrs.shape[0]):
-            for i in range(theta.shape[0]):
-                backup[i] = theta[i]
+            begin_epoch(theta, backup, perm, rng, gather)
             lr = lrs[e]
-            if gather:
-                for i in range(n_rows):
-                    perm[i] = i
-                shuffle(perm, rng)
             total = 0.0
             hits = 0
             for start in range(0, n_rows, batch):
@@ -161,13 +194,7 @@ def _make_run_epochs(small: bool, fold: bool):
                 # One call site per step function: each is compiled (and inlined) once.
                 src_x, off_x, src_y, off_y = x, start * n_in, y, start * n_out
                 if gather:
-                    # Element loops: a slice assignment compiles Numba's shape-mismatch message too.
-                    for r in range(rows):
-                        src = perm[start + r]
-                        for j in range(n_in):
-                            xb[r * n_in + j] = x[src * n_in + j]
-                        for j in range(n_out):
-                            yb[r * n_out + j] = y[src * n_out + j]
+                    gather_rows(x, y, perm, start, rows, n_in, n_out, xb, yb)
                     src_x, off_x, src_y, off_y = xb, 0, yb, 0
                 # `small` and `fold` are constants here: Numba prunes the other three calls.
                 if small and fold:
@@ -188,14 +215,7 @@ def _make_run_epochs(small: bool, fold: bool):
                 hits += hit
             losses[e] = total / n_batches
             correct[e] = hits
-            bad = not np.isfinite(losses[e])
-            for i in range(theta.shape[0]):
-                if bad:
-                    break
-                bad = not np.isfinite(theta[i])
-            if bad:
-                for i in range(theta.shape[0]):
-                    theta[i] = backup[i]
+            if undo_if_diverged(losses[e], theta, backup):
                 restore_mxcsr(old_csr)
                 return e, True
         restore_mxcsr(old_csr)

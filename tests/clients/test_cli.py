@@ -304,3 +304,38 @@ def test_info_and_help(cli, capsys):
     # The installed entry point.
     r = subprocess.run([sys.executable, "-m", "fusetrain.client.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "exit codes:" in r.stdout and "examples:" in r.stdout
+
+
+def test_dropout_weights_and_plateau_job_file(cli, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    x, labels = blobs(90, seed=2)
+    x = (x - x.mean(0)) / x.std(0)
+    weights = 0.5 + (np.arange(90) % 4) / 2
+    spec = blobs_spec(normalization={})
+    spec["model"]["layers"][0].update(units=16, dropout=0.25)
+    spec["optimizer"] = {"kind": "momentum", "learning_rate": 0.5,
+                         "schedule": {"kind": "plateau", "factor": 0.5, "patience": 2, "threshold": 0.0}}
+    spec["training"].update(validation_fraction=0.3, class_weight={"balanced": True}, seed=1)
+    spec["data"] = {"train": {"x": {"shape": [90, 4], "values": x.reshape(-1).tolist()},
+                              "y": {"shape": [90, 3], "values": np.eye(3)[labels].reshape(-1).tolist()},
+                              "sample_weight": {"values": weights.tolist()}}}
+    path = write_job(tmp_path, "regularized.json", spec)
+    code, out, _ = cli("train", path, "--json", "--no-progress")
+    assert code == 0
+    remote = parse(out)
+    assert remote["state"] == "SUCCEEDED"
+    code, out, _ = cli("train", path, "--local", "--json", "--no-progress")
+    assert code == 0 and parse(out)["weights_sha256"] == remote["weights_sha256"]
+    code, out, _ = cli("result", remote["job_id"], "--history", "--json")
+    rates = [row["learning_rate"] for row in parse(out)["history"]]
+    assert rates[0] == 0.5 and min(rates) < 0.5
+    # The ONNX export has no dropout: onnxruntime gives Predict's outputs.
+    code, out, _ = cli("result", remote["job_id"], "-o", tmp_path / "m.onnx", "--json")
+    assert code == 0
+    ops = [n.op_type for n in __import__("onnx").load(str(tmp_path / "m.onnx")).graph.node]
+    assert "Dropout" not in ops and ops.count("Gemm") == 2
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    with Client(cli.server) as c:
+        want = c.predict(remote["job_id"], x)
+    got = session.run(None, {"x": x.astype(np.float32)})[0]
+    assert np.abs(got - want).max() <= 1e-5

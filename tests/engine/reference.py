@@ -143,3 +143,37 @@ def optimizer_steps(kind, w, grads, lr, wd):
             s = RHO * s + (1 - RHO) * g * g
             w = w - lr * g / (np.sqrt(s) + EPS)
     return w
+
+
+def masked_gradients(weights, x, y, acts, loss_name, masks, w=None):
+    """(loss, [(dW, db), ...]) with inverted-dropout masks and row weights.
+
+    masks: {layer: (B, O_l) array} multiplied into that hidden layer's output; w: (B,) row
+    weights, the loss being sum_r w_r l_r / sum_r w_r with l_r the loss of row r alone.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    b = len(x)
+    w = np.ones(b) if w is None else np.asarray(w, np.float64)
+    outs, inputs = [], []
+    a = x
+    for l, ((wl, bl), name) in enumerate(zip(weights, acts)):
+        inputs.append(a)
+        out = act_forward(a @ np.asarray(wl, np.float64).T + bl, name)
+        outs.append(out)
+        a = out * masks[l] if l in masks else out
+    rows = [loss(outs[-1][r:r + 1], y[r:r + 1], loss_name) for r in range(b)]
+    value = float(np.dot(w, rows) / w.sum())
+    # The gradient of each row's own loss (as a batch of one), weighted by w_r / sum w.
+    g = loss_grad(outs[-1], y, loss_name) * b * (w / w.sum())[:, None]
+    if loss_name not in FUSED:
+        g = act_backward(g, outs[-1], acts[-1])
+    grads = [None] * len(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        grads[l] = (g.T @ inputs[l], g.sum(axis=0))
+        if l > 0:
+            g = g @ np.asarray(weights[l][0], np.float64)
+            if l - 1 in masks:
+                g = g * masks[l - 1]
+            g = act_backward(g, outs[l - 1], acts[l - 1])
+    return value, grads

@@ -73,6 +73,14 @@ def test_thread_count_does_not_change_predictions(thread_runs):
         assert len(set(shas.values())) == 1, f"{case}: {shas}"
 
 
+def test_dropout_and_weights_do_not_depend_on_the_thread_count(thread_runs):
+    groups = by_case(thread_runs, "masked ")
+    assert len(groups) == 2
+    for case, shas in groups.items():
+        assert set(shas) == {f"t{t}" for t in thread_runs_module.THREADS}
+        assert len(set(shas.values())) == 1, f"{case}: {shas}"
+
+
 def test_batch_of_models_matches_single_runs_at_any_thread_count(thread_runs):
     groups = by_case(thread_runs, "many ")
     assert len(groups) == 2

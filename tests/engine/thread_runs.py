@@ -66,6 +66,15 @@ def main() -> dict:
                 with cfg.threads(t):
                     out[f"predict {name} {dtype} t{t}"] = hashlib.sha256(
                         engine.predict(model(hidden, dtype), w, xp).tobytes()).hexdigest()
+    # Dropout and row weights (the masked loop), both dtypes.
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, ROWS)
+    for dtype in ("float32", "float64"):
+        dropped = model((256,), dtype)
+        dropped.layers[0].dropout = 0.3
+        for t in THREADS:
+            r = engine.train(dropped, OPTIMIZERS["adam"], TrainConfig(epochs=1, batch_size=128, seed=3, threads=t),
+                             x, y, sample_weight=weights, limits=LIMITS)
+            out[f"masked {dtype} t{t}"] = sha(r.weights)
     m = model((256,), "float32")
     opts = [OPTIMIZERS["sgd"], OPTIMIZERS["adam"]]
     conf = TrainConfig(epochs=1, batch_size=128, seed=3)

@@ -19,7 +19,7 @@ class Tensor(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Layer(_message.Message):
-    __slots__ = ("units", "activation", "leaky_slope", "weights", "bias", "freeze_weights", "freeze_bias")
+    __slots__ = ("units", "activation", "leaky_slope", "weights", "bias", "freeze_weights", "freeze_bias", "dropout")
     UNITS_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_FIELD_NUMBER: _ClassVar[int]
     LEAKY_SLOPE_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Layer(_message.Message):
     BIAS_FIELD_NUMBER: _ClassVar[int]
     FREEZE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     FREEZE_BIAS_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_FIELD_NUMBER: _ClassVar[int]
     units: int
     activation: str
     leaky_slope: float
@@ -34,7 +35,8 @@ class Layer(_message.Message):
     bias: Tensor
     freeze_weights: bool
     freeze_bias: bool
-    def __init__(self, units: _Optional[int] = ..., activation: _Optional[str] = ..., leaky_slope: _Optional[float] = ..., weights: _Optional[_Union[Tensor, _Mapping]] = ..., bias: _Optional[_Union[Tensor, _Mapping]] = ..., freeze_weights: _Optional[bool] = ..., freeze_bias: _Optional[bool] = ...) -> None: ...
+    dropout: float
+    def __init__(self, units: _Optional[int] = ..., activation: _Optional[str] = ..., leaky_slope: _Optional[float] = ..., weights: _Optional[_Union[Tensor, _Mapping]] = ..., bias: _Optional[_Union[Tensor, _Mapping]] = ..., freeze_weights: _Optional[bool] = ..., freeze_bias: _Optional[bool] = ..., dropout: _Optional[float] = ...) -> None: ...
 
 class Normalization(_message.Message):
     __slots__ = ("kind", "all_columns", "shift", "scale")
@@ -69,18 +71,28 @@ class Model(_message.Message):
     def __init__(self, inputs: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., loss: _Optional[str] = ..., initializer: _Optional[str] = ..., init_scale: _Optional[float] = ..., seed: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("kind", "step_size", "gamma", "power", "min_lr")
+    __slots__ = ("kind", "step_size", "gamma", "power", "min_lr", "factor", "patience", "threshold", "cooldown", "monitor")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STEP_SIZE_FIELD_NUMBER: _ClassVar[int]
     GAMMA_FIELD_NUMBER: _ClassVar[int]
     POWER_FIELD_NUMBER: _ClassVar[int]
     MIN_LR_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    COOLDOWN_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
     kind: str
     step_size: int
     gamma: float
     power: float
     min_lr: float
-    def __init__(self, kind: _Optional[str] = ..., step_size: _Optional[int] = ..., gamma: _Optional[float] = ..., power: _Optional[float] = ..., min_lr: _Optional[float] = ...) -> None: ...
+    factor: float
+    patience: int
+    threshold: float
+    cooldown: int
+    monitor: str
+    def __init__(self, kind: _Optional[str] = ..., step_size: _Optional[int] = ..., gamma: _Optional[float] = ..., power: _Optional[float] = ..., min_lr: _Optional[float] = ..., factor: _Optional[float] = ..., patience: _Optional[int] = ..., threshold: _Optional[float] = ..., cooldown: _Optional[int] = ..., monitor: _Optional[str] = ...) -> None: ...
 
 class Optimizer(_message.Message):
     __slots__ = ("kind", "learning_rate", "momentum", "beta1", "beta2", "rho", "epsilon", "weight_decay", "clip_norm", "schedule")
@@ -119,7 +131,7 @@ class EarlyStopping(_message.Message):
     def __init__(self, patience: _Optional[int] = ..., min_delta: _Optional[float] = ..., restore_best: _Optional[bool] = ..., monitor: _Optional[str] = ...) -> None: ...
 
 class Training(_message.Message):
-    __slots__ = ("epochs", "batch_size", "shuffle", "seed", "validation_fraction", "early_stopping", "threads", "time_limit_seconds", "max_retries")
+    __slots__ = ("epochs", "batch_size", "shuffle", "seed", "validation_fraction", "early_stopping", "threads", "time_limit_seconds", "max_retries", "class_weight")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SHUFFLE_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +141,7 @@ class Training(_message.Message):
     THREADS_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     shuffle: bool
@@ -138,7 +151,16 @@ class Training(_message.Message):
     threads: int
     time_limit_seconds: float
     max_retries: int
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ..., max_retries: _Optional[int] = ...) -> None: ...
+    class_weight: ClassWeight
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., shuffle: _Optional[bool] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., threads: _Optional[int] = ..., time_limit_seconds: _Optional[float] = ..., max_retries: _Optional[int] = ..., class_weight: _Optional[_Union[ClassWeight, _Mapping]] = ...) -> None: ...
+
+class ClassWeight(_message.Message):
+    __slots__ = ("balanced", "weights")
+    BALANCED_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    balanced: bool
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, balanced: _Optional[bool] = ..., weights: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class LocalFile(_message.Message):
     __slots__ = ("path", "labels", "target", "header", "one_hot", "delimiter")
@@ -157,20 +179,24 @@ class LocalFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., labels: _Optional[str] = ..., target: _Optional[int] = ..., header: _Optional[bool] = ..., one_hot: _Optional[bool] = ..., delimiter: _Optional[str] = ...) -> None: ...
 
 class DataSource(_message.Message):
-    __slots__ = ("dataset_id", "x_array", "y_array", "x", "y", "file")
+    __slots__ = ("dataset_id", "x_array", "y_array", "x", "y", "file", "weight_array", "sample_weight")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     X_ARRAY_FIELD_NUMBER: _ClassVar[int]
     Y_ARRAY_FIELD_NUMBER: _ClassVar[int]
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_ARRAY_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     x_array: str
     y_array: str
     x: Tensor
     y: Tensor
     file: LocalFile
-    def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., file: _Optional[_Union[LocalFile, _Mapping]] = ...) -> None: ...
+    weight_array: str
+    sample_weight: Tensor
+    def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., file: _Optional[_Union[LocalFile, _Mapping]] = ..., weight_array: _Optional[str] = ..., sample_weight: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class CrossValidation(_message.Message):
     __slots__ = ("folds", "fold", "seed")
