@@ -22,6 +22,7 @@ from .init import initial_weights
 from .kernels.epochs import epoch_loop, loop_key, predict_rows, predict_rows_loops
 from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
 from .layout import Layout
+from .metrics import Scorer
 from .registry import LOSSES
 from .result import (COMPLETED, DIVERGED, EARLY_STOPPED, FIELDS, STOPPED, EpochMetrics, History, TrainResult,
                      TrainState)
@@ -106,6 +107,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
         run_epochs = epoch_loop(buf.ints, buf.hp)
     n_rows = x.shape[0]
     denom = accuracy_denominator(rule, n_rows, model.outputs)
+    val_scorer = Scorer(y_val, rule) if x_val is not None else None
 
     es = config.early_stopping
     history = state.history.copy() if state else History()
@@ -144,7 +146,10 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
                 values[0] = int(values[0])
                 m = EpochMetrics(*values)
                 if x_val is not None:
-                    m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+                    m.val_loss, m.val_accuracy, out = _evaluate_outputs(model, layout, buf.theta, x_val, y_val, rule)
+                    for name, value in val_scorer.scores(out).items():
+                        setattr(m, "val_" + name, value)
+                        row[FIELDS.index("val_" + name)] = value
                 if es is not None:
                     value = m.val_loss if es.monitor == "val_loss" else m.train_loss
                     if value < best_value - es.min_delta:
@@ -177,9 +182,11 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     if reason == EARLY_STOPPED and es.restore_best and best_epoch > 0:
         buf.theta[:] = best_params
     final = {"train_loss": math.nan, "train_accuracy": math.nan, "val_loss": math.nan, "val_accuracy": math.nan}
-    final["train_loss"], final["train_accuracy"] = _evaluate(model, layout, buf.theta, x, y, rule)
+    final["train_loss"], final["train_accuracy"], out = _evaluate_outputs(model, layout, buf.theta, x, y, rule)
+    final.update(Scorer(y, rule).final(out, "train_"))
     if x_val is not None:
-        final["val_loss"], final["val_accuracy"] = _evaluate(model, layout, buf.theta, x_val, y_val, rule)
+        final["val_loss"], final["val_accuracy"], out = _evaluate_outputs(model, layout, buf.theta, x_val, y_val, rule)
+        final.update(val_scorer.final(out, "val_"))
     return TrainResult(weights=layout.unpack(buf.theta), history=history, final=final,
                        stop_reason=reason, epochs_run=epoch, compile_seconds=compile_seconds,
                        train_seconds=train_seconds,
@@ -200,15 +207,16 @@ def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndar
     return out.reshape(rows, model.outputs)
 
 
-def _evaluate(model, layout, theta, x, y, rule) -> tuple[float, float]:
+def _evaluate_outputs(model, layout, theta, x, y, rule) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy or NaN, the outputs (rows, outputs)) of the model on (x, y)."""
     out = _forward_all(model, layout, theta, x)
     flat, yf = out.reshape(-1), y.reshape(-1)
     scratch = np.empty_like(flat)
     loss = loss_forward_backward(flat, 0, yf, 0, scratch, 0, x.shape[0], model.outputs, LOSSES[model.loss])
     if rule == NO_ACCURACY:
-        return float(loss), math.nan
+        return float(loss), math.nan, out
     hits = count_correct(flat, 0, yf, 0, x.shape[0], model.outputs, rule)
-    return float(loss), hits / accuracy_denominator(rule, x.shape[0], model.outputs)
+    return float(loss), hits / accuracy_denominator(rule, x.shape[0], model.outputs), out
 
 
 def _weights_theta(model: ModelSpec, weights) -> tuple[Layout, np.ndarray]:
@@ -234,11 +242,13 @@ def predict(model: ModelSpec, weights, x, limits: Optional[Limits] = None) -> np
 
 
 def evaluate(model: ModelSpec, weights, x, y, limits: Optional[Limits] = None) -> dict:
-    """{'loss': mean loss, 'accuracy': accuracy or NaN} of the model on (x, y)."""
+    """{'loss': mean loss, 'accuracy': accuracy or NaN, and the scores of metrics.py: 'mae', 'rmse',
+    'r2' for regression targets, 'macro_f1' and 'confusion' for class targets} of the model on (x, y)."""
     limits = limits or Limits()
     validate_model(model, limits)
     x, y = validate_data(model, x, y, "evaluate", limits)
     layout, theta = _weights_theta(model, weights)
     ensure_compiled(model.dtype, (PREDICT, layout.small))
-    loss, acc = _evaluate(model, layout, theta, x, y, accuracy_rule(model.loss, y))
-    return {"loss": loss, "accuracy": acc}
+    rule = accuracy_rule(model.loss, y)
+    loss, acc, out = _evaluate_outputs(model, layout, theta, x, y, rule)
+    return {"loss": loss, "accuracy": acc, **Scorer(y, rule).final(out, "")}

@@ -86,7 +86,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     if spec.data.HasField("validation"):
         x_val, y_val = load_source(spec.data.validation, "data.validation", path)
     if spec.data.HasField("cross_validation"):
-        x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
+        x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation, job.model.loss)
     if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
         # Fit the normalisation on the training rows only: hold out the very rows the engine
         # would (its own split, same seed) and hand them over as a separate validation set.
