@@ -12,7 +12,8 @@ Which scores a job gets follows the one rule that already decides its accuracy
 Each score is the one scikit-learn's `metrics` computes with its defaults, which the tests check:
     mae   = mean_o  sum_r w |out - y| / sum_r w                 mean_absolute_error
     rmse  = mean_o  sqrt(sum_r w (out - y)^2 / sum_r w)         root_mean_squared_error
-    r2    = mean_o  1 - SSE_o / SST_o   (1 when SST_o = SSE_o = 0, 0 when only SST_o = 0)   r2_score
+    r2    = mean_o  1 - SSE_o / SST_o   (1 when SST_o = SSE_o = 0, 0 when only SST_o = 0;
+                                         NaN for a single row)                       r2_score
     confusion[i, j] = sum of w over rows of true class i predicted as class j   confusion_matrix
     macro_f1 = mean over classes of 2 TP / (2 TP + FP + FN)     f1_score(average="macro")
 Multi-output scores are averaged over the outputs (multioutput="uniform_average"). One-hot rows:
@@ -58,13 +59,17 @@ def macro_f1(cm: np.ndarray) -> float:
     of (O, 2, 2) binary confusions (multi-label: over every output, an empty one scoring 0)."""
     if cm.ndim == 3:
         return sum(_f1(cm[o].tolist()) for o in range(len(cm))) / len(cm)
-    rows = cm.tolist()
-    cols = cm.sum(axis=0).tolist()
+    return _macro_f1_flat(cm.reshape(-1).tolist(), len(cm))
+
+
+def _macro_f1_flat(counts: list, k: int) -> float:
+    """Macro-F1 of a k x k confusion matrix given row-major as a list (plain Python: for a few
+    classes this is faster than NumPy calls on arrays this small)."""
     total, present = 0.0, 0
-    for i, row in enumerate(rows):
-        denom = sum(row) + cols[i]                # 2 TP + FN + FP of class i
+    for i in range(k):
+        denom = sum(counts[i * k:(i + 1) * k]) + sum(counts[i::k])    # 2 TP + FN + FP of class i
         if denom > 0:
-            total += 2 * row[i] / denom
+            total += 2 * counts[i * k + i] / denom
             present += 1
     return total / present if present else 0.0
 
@@ -103,12 +108,15 @@ class Scorer:
         """(O,) weighted sums over the rows of values (N, O)."""
         return values.sum(axis=0) if self.w is None else self.w @ values
 
+    def _counts(self, out: np.ndarray) -> np.ndarray:
+        """(C * C,) confusion counts, row-major, for one class per row."""
+        pred = np.argmax(out, axis=1) if self.rule == ARGMAX else out[:, 0] > 0.5
+        return np.bincount(self.base + pred, weights=self.w, minlength=self.n_classes ** 2)
+
     def confusion(self, out: np.ndarray) -> np.ndarray:
         """(C, C) for one class per row, (O, 2, 2) for several 0/1 outputs: see the module docstring."""
         if self.rule == ARGMAX or self.outputs == 1:
-            pred = np.argmax(out, axis=1) if self.rule == ARGMAX else out[:, 0] > 0.5
-            counts = np.bincount(self.base + pred, weights=self.w, minlength=self.n_classes ** 2)
-            return counts.astype(np.float64).reshape(self.n_classes, self.n_classes)
+            return self._counts(out).astype(np.float64).reshape(self.n_classes, self.n_classes)
         pred = out > 0.5
         cms = np.empty((self.outputs, 2, 2))
         cms[:, 1, 1] = self._sums(pred & self.true)
@@ -120,6 +128,8 @@ class Scorer:
 
     def scores(self, out: np.ndarray) -> dict:
         """{name: value} of the scalar scores (score_names(rule)) of outputs out (N, O)."""
+        if self.rule == ARGMAX or (self.rule != NO_ACCURACY and self.outputs == 1):
+            return {"macro_f1": _macro_f1_flat(self._counts(out).tolist(), self.n_classes)}
         if self.rule != NO_ACCURACY:
             return {"macro_f1": macro_f1(self.confusion(out))}
         d = out.astype(np.float64)
@@ -129,7 +139,7 @@ class Scorer:
         n = len(d) if self.w is None else float(self.w.sum())
         r2 = [1.0 - e / t if t > 0 else float(e == 0) for e, t in zip(sse, self.sst)]   # sklearn's force_finite
         return {"mae": sum(sae) / (n * self.outputs), "rmse": sum(math.sqrt(e / n) for e in sse) / self.outputs,
-                "r2": sum(r2) / self.outputs}
+                "r2": sum(r2) / self.outputs if len(d) > 1 else math.nan}
 
     def final(self, out: np.ndarray, prefix: str) -> dict:
         """The scores and the confusion matrix (nested lists, rows the true class), named with

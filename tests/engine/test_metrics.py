@@ -46,6 +46,9 @@ def test_r2_of_a_constant_target_follows_sklearn():
     y = np.array([[2.0, 1.0], [2.0, 2.0], [2.0, 3.0]])
     for out in (y.copy(), y + [[0.5, 0.0]] * 3):
         assert Scorer(y, NO_ACCURACY).scores(out)["r2"] == pytest.approx(sk.r2_score(y, out))
+    with pytest.warns(Warning, match="less than two samples"):
+        want = sk.r2_score(y[:1], y[:1] + 0.5)          # not defined for one row: NaN
+    assert math.isnan(want) and math.isnan(Scorer(y[:1], NO_ACCURACY).scores(y[:1] + 0.5)["r2"])
 
 
 def _one_hot(labels, k):
