@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
   fusetrain train examples/jobs/xor.json
   fusetrain train examples/jobs/iris.yaml -o iris.onnx
   fusetrain train examples/jobs/seeds.yaml --folds 5      # k-fold cross-validation (a batch)
+  fusetrain train examples/jobs/seeds.yaml --folds 5 --repeats 3   # repeated k-fold, 15 jobs
   fusetrain train examples/jobs/xor.json --local          # in this process, no server
   fusetrain train examples/jobs/mnist.yaml --set training.epochs=2 --json""", common, c.train)
     p.add_argument("file", type=Path, help="job file: JobSpec as JSON or YAML (not a data file: the job file "
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="threads for --local (default: all cores)")
     p.add_argument("--folds", type=int, default=0, metavar="K",
                    help="k-fold cross-validation: K jobs, one per held-out fold, as one batch (replaces the "
-                        "file's training.validation_fraction)")
+                        "file's training.validation_fraction); stratified for class targets")
+    p.add_argument("--repeats", type=int, default=0, metavar="R",
+                   help="with --folds: repeated k-fold, R shuffles of the rows (R x K jobs)")
     p.add_argument("--sort", default=None, help="with --folds: the metric the results table is sorted by")
     p.add_argument("-o", "--output", type=Path, help="save the model: .npz, .safetensors or .onnx")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
   fusetrain sweep examples/sweeps/xor_grid.yaml --sort train_loss --json""", common, c.sweep)
     p.add_argument("file", type=Path, help="sweep file: base, grid, optional folds, labels, sort")
     p.add_argument("--folds", type=int, default=None, metavar="K", help="add (or change) k-fold cross-validation")
+    p.add_argument("--repeats", type=int, default=None, metavar="R",
+                   help="repeated k-fold: R shuffles of the rows (with folds)")
     p.add_argument("--sort", default=None, help="metric to sort by (default: val_accuracy, else train_accuracy, "
                                                 "else train_loss)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

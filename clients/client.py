@@ -213,23 +213,23 @@ class Client:
         return Batch(resp.batch_id, [Job.from_proto(j) for j in resp.jobs], [{} for _ in resp.jobs])
 
     def sweep(self, base: SpecLike, grid: Union[dict, list, None] = None, *, folds: int = 0, fold_seed: int = 0,
-              labels: Optional[dict] = None, request_id: Optional[str] = None,
+              repeats: int = 1, labels: Optional[dict] = None, request_id: Optional[str] = None,
               overrides: Optional[dict] = None) -> Batch:
         """A base spec and a grid ({"optimizer.learning_rate": [0.1, 0.3], "model.seed": [0, 1]}),
         one job per combination (last axis fastest), sent as one SubmitJobs; base may also be a
         sweep file path (then grid, folds and labels come from it). folds=K adds k-fold
-        cross-validation as one more axis."""
+        cross-validation as one more axis (stratified for class targets), repeats=R repeats it
+        with R shuffles (one more axis)."""
         if isinstance(base, (str, Path)) and grid is None and _is_sweep_file(base):
-            sw = jobfiles.load_sweep(base, overrides, folds or None)
+            sw = jobfiles.load_sweep(base, overrides, folds or None, repeats if repeats != 1 else None)
         else:
             msg, base_dir = jobfiles.load_spec(base, overrides)
             axes = list((grid or {}).items()) if isinstance(grid, dict) else [tuple(a) for a in grid or []]
             sw = jobfiles.Sweep(msg, base_dir, axes, dict(labels or {}))
             if folds:
-                msg.data.cross_validation.folds = folds
-                msg.data.cross_validation.seed = fold_seed
-                sw.axes.append((jobfiles.FOLD_FIELD, list(range(folds))))
-                sw.folds = folds
+                jobfiles.add_folds(sw, folds, fold_seed, "folds", repeats)
+            elif repeats != 1:
+                raise errors.SpecError("repeats needs folds (repeated k-fold cross-validation)")
         return self.submit_sweep(sw, labels=labels, request_id=request_id)
 
     def submit_sweep(self, sw: jobfiles.Sweep, labels: Optional[dict] = None,

@@ -95,3 +95,8 @@ def print_result(result) -> None:
                                                                   zip(result.weights, result.activations)])
     norm = f", inputs {result.normalization.kind}" if result.normalization is not None else ""
     print(f"  model  {shapes} ({result.dtype}{norm}); weights sha256 {result.weights_sha256[:16]}")
+    for key, which in (("train_confusion", "training"), ("val_confusion", "validation")):
+        if result.final.get(key) is not None:
+            print(f"  confusion matrix, {which} rows:")
+            for line in out.confusion_lines(result.final[key], result.class_names):
+                print(f"    {line}")

@@ -12,6 +12,8 @@ import json
 import statistics
 import sys
 
+from fusetrain.wire.metrics import higher_is_better
+
 from . import errors, jobfiles, output as out
 from .cmdutil import (EXIT_JOB_FAILED, EXIT_OK, client_of, job_failed, overrides_of, print_result,  # noqa: F401
                       resolve_job_id, show_progress)
@@ -37,8 +39,11 @@ def check_job_file(path) -> None:
 def train(args) -> int:
     check_job_file(args.file)
     overrides = overrides_of(args)
+    if args.repeats and not args.folds:
+        raise errors.SpecError("--repeats needs --folds (repeated k-fold cross-validation)")
     if args.folds:
-        return _sweep_run(args, jobfiles.Sweep(*jobfiles.load_spec(args.file, overrides)), folds=args.folds)
+        return _sweep_run(args, jobfiles.Sweep(*jobfiles.load_spec(args.file, overrides)), folds=args.folds,
+                          repeats=args.repeats)
     if args.local:
         from .local import train_local
         try:
@@ -107,13 +112,15 @@ def submit(args) -> int:
 # ------------------------------------------------------------------------------------- sweep
 
 def sweep(args) -> int:
-    sw = jobfiles.load_sweep(args.file, overrides_of(args), args.folds)
+    sw = jobfiles.load_sweep(args.file, overrides_of(args), args.folds, args.repeats)
     return _sweep_run(args, sw)
 
 
-def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
+def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0, repeats: int = 0) -> int:
+    if repeats and not folds:
+        raise errors.SpecError("--repeats needs --folds (repeated k-fold cross-validation)")
     if folds:
-        jobfiles.add_folds(sw, folds)
+        jobfiles.add_folds(sw, folds, repeats=repeats or 1)
     if getattr(args, "local", False):
         raise errors.SpecError("sweeps and --folds run on a server; --local trains one job")
     for note in sw.notes:
@@ -134,7 +141,7 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
             rows.append({"job_id": job.id, "overrides": combo, "state": job.state, "epochs": job.epochs_done,
                          "final": final, "timings": timings, "message": job.message})
     metric = metric or _default_metric(rows)
-    desc = "accuracy" in metric
+    desc = higher_is_better(metric)
     ok = [r for r in rows if r["final"].get(metric) is not None]
     ok.sort(key=lambda r: r["final"][metric], reverse=desc)
     ranked = ok + [r for r in rows if r["final"].get(metric) is None]
@@ -145,29 +152,30 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0) -> int:
         return EXIT_JOB_FAILED if failed else EXIT_OK
     names = [name for name, _ in sw.axes]
     columns = ["#", "job", *[_short(n) for n in names], "state", "epochs", "train_loss", "train_acc",
-               "val_loss", "val_acc", "train_ms"]
+               "val_loss", "val_acc", "val_f1", "val_rmse", "val_r2", "train_ms"]
     table = []
     for i, r in enumerate(ranked, 1):
         f = r["final"]
         table.append([i, r["job_id"], *[_fmt(r["overrides"].get(n)) for n in names], r["state"], r["epochs"],
                       out.num(f.get("train_loss")), out.pct(f.get("train_accuracy")), out.num(f.get("val_loss")),
-                      out.pct(f.get("val_accuracy")),
+                      out.pct(f.get("val_accuracy")), out.pct(f.get("val_macro_f1")), out.num(f.get("val_rmse")),
+                      out.num(f.get("val_r2")),
                       "" if r["timings"].get("train") is None else f"{1e3 * r['timings']['train']:.1f}"])
     out.table(f"results, sorted by {metric}", columns, table)
     for entry in cv:
-        print(cv_line(entry, sw.folds, metric))
+        print(cv_line(entry, sw.folds, metric, sw.repeats))
     if failed:
         print(f"{failed} of {len(rows)} jobs did not succeed")
     return EXIT_JOB_FAILED if failed else EXIT_OK
 
 
-def cv_line(entry: dict, folds: int, metric: str) -> str:
+def cv_line(entry: dict, folds: int, metric: str, repeats: int = 1) -> str:
     """One grid point's cross-validated mean, spread and folds, as the sweep table ends."""
-    fmt = out.pct if "accuracy" in metric else out.num
     where = ", ".join(f"{_short(k)}={_fmt(v)}" for k, v in entry["overrides"].items())
-    scores = " ".join(fmt(v) for v in entry["folds"])
-    return (f"{folds}-fold cross-validation{' (' + where + ')' if where else ''}: {metric} mean "
-            f"{fmt(entry['mean'])} ± {fmt(entry['std'])}  (folds: {scores})")
+    scores = " ".join(out.metric(metric, v) for v in entry["folds"])
+    times = f" x {repeats} repeats" if repeats > 1 else ""
+    return (f"{folds}-fold cross-validation{times}{' (' + where + ')' if where else ''}: {metric} mean "
+            f"{out.metric(metric, entry['mean'])} ± {out.metric(metric, entry['std'])}  (folds: {scores})")
 
 
 def _default_metric(rows: list) -> str:
@@ -180,22 +188,23 @@ def _default_metric(rows: list) -> str:
 def _cross_validation(rows: list, sw, metric: str) -> list:
     groups: dict = {}
     for r in rows:
-        key = tuple((k, json.dumps(v)) for k, v in r["overrides"].items() if k != jobfiles.FOLD_FIELD)
+        key = tuple((k, json.dumps(v)) for k, v in r["overrides"].items() if k not in jobfiles.CV_FIELDS)
         groups.setdefault(key, []).append(r)
     out_rows = []
     for key, members in groups.items():
-        members.sort(key=lambda r: r["overrides"][jobfiles.FOLD_FIELD])
+        members.sort(key=lambda r: tuple(r["overrides"].get(f, 0) for f in jobfiles.CV_FIELDS))
         values = [r["final"].get(metric) for r in members]
         if any(v is None for v in values):
             continue
         out_rows.append({"overrides": {k: json.loads(v) for k, v in key}, "metric": metric, "folds": values,
                          "mean": statistics.fmean(values), "std": statistics.pstdev(values)})
-    out_rows.sort(key=lambda e: e["mean"], reverse="accuracy" in metric)
+    out_rows.sort(key=lambda e: e["mean"], reverse=higher_is_better(metric))
     return out_rows
 
 
 def _short(name: str) -> str:
-    return {"data.cross_validation.fold": "fold", "optimizer.learning_rate": "lr"}.get(name, name.split(".")[-1])
+    return {"data.cross_validation.fold": "fold", "data.cross_validation.repeat": "repeat",
+            "optimizer.learning_rate": "lr"}.get(name, name.split(".")[-1])
 
 
 def _fmt(value) -> str:

@@ -10,6 +10,7 @@ puts the returned dataset id in its place. A sweep file is
       optimizer.learning_rate: [0.1, 0.3]
       model.layers[0].units: [4, 8]
     folds: 5                       # optional: k-fold cross-validation, one more axis
+    repeats: 3                     # optional: repeated k-fold, 3 shuffles (one more axis)
     labels: {sweep: seeds}         # optional: added to every job
     sort: val_accuracy             # optional: the metric the results table is sorted by
 
@@ -283,6 +284,7 @@ class Sweep:
     labels: dict = field(default_factory=dict)
     sort: str = ""
     folds: int = 0
+    repeats: int = 1
     notes: list = field(default_factory=list)     # what the client changed, to say so (--folds)
 
     def combinations(self) -> list[dict]:
@@ -293,15 +295,18 @@ class Sweep:
 
 
 FOLD_FIELD = "data.cross_validation.fold"
+REPEAT_FIELD = "data.cross_validation.repeat"
+CV_FIELDS = (REPEAT_FIELD, FOLD_FIELD)
 
 
-def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = None) -> Sweep:
-    """A sweep file (see the module docstring); `folds` overrides the file's."""
+def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = None,
+               repeats: Optional[int] = None) -> Sweep:
+    """A sweep file (see the module docstring); `folds` and `repeats` override the file's."""
     path = Path(path)
     doc = read_document(path)
-    unknown = set(doc) - {"base", "grid", "folds", "fold_seed", "labels", "sort"}
+    unknown = set(doc) - {"base", "grid", "folds", "repeats", "fold_seed", "labels", "sort"}
     if unknown:
-        raise SpecError(f"{path}: unknown sweep keys {sorted(unknown)}; expected base, grid, folds, "
+        raise SpecError(f"{path}: unknown sweep keys {sorted(unknown)}; expected base, grid, folds, repeats, "
                         f"fold_seed, labels, sort")
     if "base" not in doc:
         raise SpecError(f"{path}: a sweep file needs `base` (a JobSpec, or the path of a job file)")
@@ -322,19 +327,26 @@ def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = No
             raise SpecError(f"{path}: grid axis {name!r} needs a non-empty list of values")
         axes.append((name, values))
     k = folds if folds is not None else int(doc.get("folds") or 0)
+    r = repeats if repeats is not None else int(doc.get("repeats") or 1)
     labels = {str(a): str(b) for a, b in (doc.get("labels") or {}).items()}
     sw = Sweep(spec, base_dir, axes, labels, str(doc.get("sort") or ""))
     if k:
-        add_folds(sw, k, int(doc.get("fold_seed", 0)), origin=f"{path}: folds" if folds is None else "--folds")
+        add_folds(sw, k, int(doc.get("fold_seed", 0)), origin=f"{path}: folds" if folds is None else "--folds",
+                  repeats=r)
+    elif r != 1:
+        raise SpecError(f"{path}: repeats needs folds (repeated k-fold cross-validation)")
     return sw
 
 
-def add_folds(sw: Sweep, k: int, seed: int = 0, origin: str = "--folds") -> None:
-    """k-fold cross-validation of the sweep's base: one more axis over the held-out fold. A
-    validation fraction in the base is replaced (each fold's held-out part is the validation set),
-    and said so in `sw.notes`; a separate validation set cannot be combined and is refused."""
+def add_folds(sw: Sweep, k: int, seed: int = 0, origin: str = "--folds", repeats: int = 1) -> None:
+    """k-fold cross-validation of the sweep's base: one more axis over the held-out fold (and one
+    over the repeat when repeats > 1: repeat r shuffles with seed + r). A validation fraction in
+    the base is replaced (each fold's held-out part is the validation set), and said so in
+    `sw.notes`; a separate validation set cannot be combined and is refused."""
     if k < 2:
         raise SpecError(f"{origin}: folds must be at least 2, got {k}")
+    if repeats < 1:
+        raise SpecError(f"{origin}: repeats must be at least 1, got {repeats}")
     training = sw.base.training
     if sw.base.data.HasField("validation"):
         raise SpecError(f"{origin}: k-fold cross-validation holds out folds of data.train, and this job "
@@ -343,7 +355,10 @@ def add_folds(sw: Sweep, k: int, seed: int = 0, origin: str = "--folds") -> None
         sw.notes.append(f"{origin} {k} replaces training.validation_fraction {training.validation_fraction:g}: "
                         f"each job holds out one fold of data.train as its validation set")
         training.ClearField("validation_fraction")
-    sw.base.data.cross_validation.folds = k
-    sw.base.data.cross_validation.seed = seed
-    sw.axes = [a for a in sw.axes if a[0] != FOLD_FIELD] + [(FOLD_FIELD, list(range(k)))]
-    sw.folds = k
+    cv = sw.base.data.cross_validation
+    cv.folds, cv.seed = k, seed
+    sw.axes = [a for a in sw.axes if a[0] not in CV_FIELDS] + [(FOLD_FIELD, list(range(k)))]
+    if repeats > 1:
+        cv.repeats = repeats
+        sw.axes.insert(len(sw.axes) - 1, (REPEAT_FIELD, list(range(repeats))))
+    sw.folds, sw.repeats = k, repeats

@@ -111,10 +111,33 @@ def seconds(value: Optional[float]) -> str:
     return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
+LINE_METRICS = ("train_loss", "train_accuracy", "train_macro_f1", "train_mae", "train_rmse", "train_r2",
+                "val_loss", "val_accuracy", "val_macro_f1", "val_mae", "val_rmse", "val_r2")
+
+
+def metric(name: str, value: Optional[float]) -> str:
+    """A metric's value as people read it: accuracy and F1 as percentages, others to 4 digits."""
+    from fusetrain.wire.metrics import is_fraction
+    return pct(value) if is_fraction(name) else num(value)
+
+
 def metrics_line(metrics: dict) -> str:
-    parts = []
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-        if metrics.get(key) is not None:
-            value = metrics[key]
-            parts.append(f"{key} {pct(value) if 'accuracy' in key else num(value)}")
-    return "  ".join(parts)
+    return "  ".join(f"{key} {metric(key, metrics[key])}" for key in LINE_METRICS
+                     if metrics.get(key) is not None)
+
+
+def confusion_lines(counts, class_names=()) -> list[str]:
+    """A confusion matrix as text lines: rows are the true class, columns the predicted one,
+    labelled with the class names when there is one per class (else the class index); shape
+    (outputs, 2, 2) as one 2 x 2 block per output."""
+    a = np.asarray(counts, dtype=np.float64)
+    if a.ndim == 3:
+        return [line for o, block in enumerate(a)
+                for line in [f"output {class_names[o] if o < len(class_names) else o}:", *confusion_lines(block)]]
+    names = [str(n) for n in class_names] if len(class_names) == len(a) else [str(i) for i in range(len(a))]
+    cells = [[f"{v:g}" for v in row] for row in a]
+    corner = "true \\ predicted"
+    width = max(len(t) for t in names + [c for row in cells for c in row])
+    head = max(len(corner), *(len(t) for t in names))
+    return [f"{corner:<{head}}  " + "  ".join(t.rjust(width) for t in names),
+            *(f"{t:<{head}}  " + "  ".join(c.rjust(width) for c in row) for t, row in zip(names, cells))]

@@ -38,6 +38,11 @@ def epoch_stats(e) -> str:
         parts.append(f"val_loss {get('val_loss'):.4g}")
     if get("val_accuracy") is not None:
         parts.append(f"val_acc {_pct(get('val_accuracy'))}")
+    if get("val_macro_f1") is not None:
+        parts.append(f"val_f1 {_pct(get('val_macro_f1'))}")
+    for key in ("val_rmse", "val_r2"):
+        if get(key) is not None:
+            parts.append(f"{key} {get(key):.4g}")
     if get("samples_per_second"):
         parts.append(_rate(get("samples_per_second")))
     return "  ".join(parts)

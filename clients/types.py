@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb
-from fusetrain.wire.metrics import EPOCH_FIELDS, FINAL_FIELDS, epoch_row
+from fusetrain.wire.metrics import EPOCH_FIELDS, FINAL_FIELDS, OPTIONAL_FIELDS, epoch_row, metrics_dict
 from fusetrain.wire.tensors import tensor_to_array
 
 from .export import Layer, Normalization
@@ -28,19 +28,6 @@ def _time(ts) -> Optional[datetime]:
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
         return None
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=timezone.utc)
-
-
-def _opt(msg, name: str) -> Optional[float]:
-    return getattr(msg, name) if msg.HasField(name) else None
-
-
-def metrics_dict(msg) -> dict:
-    """The metrics of an EpochMetrics or FinalMetrics message; absent ones left out."""
-    out = {"train_loss": msg.train_loss}
-    for name in METRICS[1:]:
-        if msg.HasField(name):
-            out[name] = getattr(msg, name)
-    return out
 
 
 @dataclass
@@ -72,8 +59,7 @@ class Job:
         reason = pb.FailureReason.Name(m.failure_reason) if m.failure_reason else ""
         latest = {}
         if m.HasField("latest"):
-            latest = {"epoch": m.latest.epoch, **metrics_dict(m.latest),
-                      "samples_per_second": m.latest.samples_per_second}
+            latest = metrics_dict(m.latest)
         return cls(id=m.id, state=pb.JobState.Name(m.state), name=m.name, labels=dict(m.labels),
                    batch_id=m.batch_id, request_id=m.request_id, failure_reason=reason, message=m.message,
                    attempt=m.attempt, epochs_done=m.epochs_done, epochs_total=m.epochs_total, latest=latest,
@@ -125,6 +111,10 @@ class EpochEvent:
     learning_rate: float = 0.0
     seconds: float = 0.0
     samples_per_second: float = 0.0
+    val_macro_f1: Optional[float] = None   # validation scores: class targets
+    val_mae: Optional[float] = None        # regression targets
+    val_rmse: Optional[float] = None
+    val_r2: Optional[float] = None
 
     terminal = False
 
@@ -137,9 +127,9 @@ def event_from_proto(e: pb.JobEvent):
                           pb.FailureReason.Name(s.failure_reason) if s.failure_reason else "", s.message,
                           s.attempt)
     m = e.epoch
-    return EpochEvent(e.job_id, e.sequence, _time(e.time), m.epoch, m.train_loss, _opt(m, "train_accuracy"),
-                      _opt(m, "val_loss"), _opt(m, "val_accuracy"), m.learning_rate, m.seconds,
-                      m.samples_per_second)
+    return EpochEvent(e.job_id, e.sequence, _time(e.time),
+                      **{n: getattr(m, n) if n not in OPTIONAL_FIELDS or m.HasField(n) else None
+                         for n in EPOCH_FIELDS})
 
 
 def event_to_dict(event) -> dict:

@@ -25,11 +25,12 @@ from .kernels.epochs import epoch_loop, loop_key
 from .kernels.columns import I_SPREAD
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
+from .metrics import Scorer
 from .result import COMPLETED, DIVERGED, History, TrainResult
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
                    validate_optimizer)
-from .trainer import _evaluate, epoch_rows, prepare
+from .trainer import _evaluate_outputs, epoch_rows, prepare
 from .warm import PREDICT, ensure_compiled
 
 
@@ -135,9 +136,9 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                      denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
                                      n_rows / secs if secs > 0 else math.inf))
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
-        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule, w)
+        train_loss, train_acc, out = _evaluate_outputs(model, layout, theta[i], xs, ys, rule, w)
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
-                 "val_accuracy": math.nan}
+                 "val_accuracy": math.nan, **Scorer(ys, rule, w).final(out, "train_")}
         reason = DIVERGED if diverged[i] else COMPLETED
         message = (f"the training loss or the weights became non-finite in epoch {n_done + 1}; weights are those "
                    f"after epoch {n_done}") if diverged[i] else ""

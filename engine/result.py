@@ -28,6 +28,12 @@ class EpochMetrics:
     learning_rate: float = math.nan
     seconds: float = 0.0             # wall seconds of this epoch
     samples_per_second: float = 0.0
+    # Scores of the validation rows (metrics.py): macro-F1 for class targets, MAE, RMSE and R² for
+    # regression targets. The training rows get them in the final metrics.
+    val_macro_f1: float = math.nan
+    val_mae: float = math.nan
+    val_rmse: float = math.nan
+    val_r2: float = math.nan
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -45,6 +51,8 @@ class History(Sequence):
 
     def __init__(self, rows=None):
         data = np.zeros((0, len(FIELDS))) if rows is None else np.array(rows, dtype=np.float64)
+        if data.ndim == 2 and data.shape[1] < len(FIELDS):   # saved before the later metrics: NaN
+            data = np.hstack([data, np.full((len(data), len(FIELDS) - data.shape[1]), math.nan)])
         self._data = data.reshape(-1, len(FIELDS))
         self._n = len(self._data)
 
@@ -142,7 +150,8 @@ class TrainResult:
 
     weights: list                    # [(W (units, inputs), b (units,)), ...] per layer
     history: History                 # EpochMetrics per epoch
-    final: dict                      # train_loss, train_accuracy, val_loss, val_accuracy after the last update
+    final: dict                      # train_loss, train_accuracy, val_loss, val_accuracy after the last update,
+                                     # and the scores of metrics.py (train_macro_f1, train_confusion, ...)
     stop_reason: str                 # COMPLETED, EARLY_STOPPED, DIVERGED, STOPPED
     epochs_run: int
     compile_seconds: float

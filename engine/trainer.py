@@ -23,6 +23,7 @@ from .kernels.epochs import epoch_loop, loop_key, predict_rows, predict_rows_loo
 from .kernels.losses import NO_ACCURACY, count_correct, loss_forward_backward
 from .kernels.masked import weighted_metrics
 from .layout import Layout
+from .metrics import Scorer
 from .registry import LOSSES
 from .result import (COMPLETED, DIVERGED, EARLY_STOPPED, FIELDS, STOPPED, EpochMetrics, History, TrainResult,
                      TrainState)
@@ -151,6 +152,7 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     plateau = None
     if optimizer.schedule.kind == "plateau":
         plateau = state.schedule.copy() if state and state.schedule is not None else plateau_state(optimizer)
+    val_scorer = Scorer(y_val, rule, w_val) if x_val is not None else None
 
     es = config.early_stopping
     history = state.history.copy() if state else History()
@@ -186,7 +188,11 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
                 values[0] = int(values[0])
                 m = EpochMetrics(*values)
                 if x_val is not None:
-                    m.val_loss, m.val_accuracy = _evaluate(model, layout, buf.theta, x_val, y_val, rule, w_val)
+                    m.val_loss, m.val_accuracy, out = _evaluate_outputs(model, layout, buf.theta, x_val, y_val, rule,
+                                                                        w_val)
+                    for name, value in val_scorer.scores(out).items():
+                        setattr(m, "val_" + name, value)
+                        row[FIELDS.index("val_" + name)] = value
                 if plateau is not None:
                     plateau_step(optimizer, plateau, m.val_loss if optimizer.schedule.monitor == "val_loss"
                                  else m.train_loss)
@@ -222,9 +228,12 @@ def train(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, x, y,
     if reason == EARLY_STOPPED and es.restore_best and best_epoch > 0:
         buf.theta[:] = best_params
     final = {"train_loss": math.nan, "train_accuracy": math.nan, "val_loss": math.nan, "val_accuracy": math.nan}
-    final["train_loss"], final["train_accuracy"] = _evaluate(model, layout, buf.theta, x, y, rule, w)
+    final["train_loss"], final["train_accuracy"], out = _evaluate_outputs(model, layout, buf.theta, x, y, rule, w)
+    final.update(Scorer(y, rule, w).final(out, "train_"))
     if x_val is not None:
-        final["val_loss"], final["val_accuracy"] = _evaluate(model, layout, buf.theta, x_val, y_val, rule, w_val)
+        final["val_loss"], final["val_accuracy"], out = _evaluate_outputs(model, layout, buf.theta, x_val, y_val,
+                                                                          rule, w_val)
+        final.update(val_scorer.final(out, "val_"))
     return TrainResult(weights=layout.unpack(buf.theta), history=history, final=final,
                        stop_reason=reason, epochs_run=epoch, compile_seconds=compile_seconds,
                        train_seconds=train_seconds,
@@ -245,21 +254,22 @@ def _forward_all(model: ModelSpec, layout: Layout, theta: np.ndarray, x: np.ndar
     return out.reshape(rows, model.outputs)
 
 
-def _evaluate(model, layout, theta, x, y, rule, w=None) -> tuple[float, float]:
-    """(mean loss, accuracy or NaN) on (x, y); with row weights w, their weighted averages."""
+def _evaluate_outputs(model, layout, theta, x, y, rule, w=None) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy or NaN, the outputs (rows, outputs)) of the model on (x, y); with row
+    weights w, the loss and accuracy are their weighted averages."""
     out = _forward_all(model, layout, theta, x)
     flat, yf = out.reshape(-1), y.reshape(-1)
     if w is not None:
         loss, hits, wsum = weighted_metrics(flat, yf, w, x.shape[0], model.outputs, LOSSES[model.loss], rule)
         if rule == NO_ACCURACY:
-            return float(loss), math.nan
-        return float(loss), hits / (wsum * (accuracy_denominator(rule, x.shape[0], model.outputs) // x.shape[0]))
+            return float(loss), math.nan, out
+        return float(loss), hits / (wsum * (accuracy_denominator(rule, x.shape[0], model.outputs) // x.shape[0])), out
     scratch = np.empty_like(flat)
     loss = loss_forward_backward(flat, 0, yf, 0, scratch, 0, x.shape[0], model.outputs, LOSSES[model.loss])
     if rule == NO_ACCURACY:
-        return float(loss), math.nan
+        return float(loss), math.nan, out
     hits = count_correct(flat, 0, yf, 0, x.shape[0], model.outputs, rule)
-    return float(loss), hits / accuracy_denominator(rule, x.shape[0], model.outputs)
+    return float(loss), hits / accuracy_denominator(rule, x.shape[0], model.outputs), out
 
 
 def _weights_theta(model: ModelSpec, weights) -> tuple[Layout, np.ndarray]:
@@ -285,11 +295,13 @@ def predict(model: ModelSpec, weights, x, limits: Optional[Limits] = None) -> np
 
 
 def evaluate(model: ModelSpec, weights, x, y, limits: Optional[Limits] = None) -> dict:
-    """{'loss': mean loss, 'accuracy': accuracy or NaN} of the model on (x, y)."""
+    """{'loss': mean loss, 'accuracy': accuracy or NaN, and the scores of metrics.py: 'mae', 'rmse',
+    'r2' for regression targets, 'macro_f1' and 'confusion' for class targets} of the model on (x, y)."""
     limits = limits or Limits()
     validate_model(model, limits)
     x, y = validate_data(model, x, y, "evaluate", limits)
     layout, theta = _weights_theta(model, weights)
     ensure_compiled(model.dtype, (PREDICT, layout.small))
-    loss, acc = _evaluate(model, layout, theta, x, y, accuracy_rule(model.loss, y))
-    return {"loss": loss, "accuracy": acc}
+    rule = accuracy_rule(model.loss, y)
+    loss, acc, out = _evaluate_outputs(model, layout, theta, x, y, rule)
+    return {"loss": loss, "accuracy": acc, **Scorer(y, rule).final(out, "")}

@@ -1,6 +1,7 @@
-"""Rows before training: the cross-validation split and the input normalisation (numpy only).
+"""Rows before training: the cross-validation split and the input normalisation (numpy, and the
+engine's rule for which targets are classes).
 
-    split_folds(x, y, cv)                  -> (x_train, y_train, x_val, y_val)
+    split_folds(x, y, cv, loss)            -> (x_train, y_train, x_val, y_val)
     fit_normalization(spec, x, dtype)      -> (kind, shift, scale) or None
     normalize(x, shift, scale, dtype)      -> (x - shift) * scale in the model's dtype
 
@@ -15,6 +16,7 @@ from typing import Optional
 
 import numpy as np
 
+from fusetrain.engine.metrics import class_codes
 from fusetrain.wire.tensors import tensor_to_array
 
 from .errors import InvalidArgument
@@ -33,15 +35,30 @@ def normalization_kind(norm) -> str:
     return kind
 
 
-def fold_rows(rows: int, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, validation rows) of fold `fold` of a seeded k-fold split."""
+def fold_rows(rows: int, folds: int, fold: int, seed: int,
+              strata: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows) of fold `fold` of a seeded k-fold split.
+
+    The rows are shuffled with `seed`. Plain: the shuffled order is cut into `folds` parts of
+    sizes differing by at most one. Stratified (`strata`, one class code per row): the shuffled
+    rows are put in class order (stable, so shuffled within each class) and dealt to the folds in
+    turn, so each fold holds floor or ceil of (class rows / folds) rows of every class and the
+    fold sizes differ by at most one (scikit-learn's StratifiedKFold allocation).
+    """
     order = np.random.default_rng(seed).permutation(rows)
-    parts = np.array_split(order, folds)
-    return np.concatenate([p for i, p in enumerate(parts) if i != fold]), parts[fold]
+    if strata is None:
+        parts = np.array_split(order, folds)
+        return np.concatenate([p for i, p in enumerate(parts) if i != fold]), parts[fold]
+    dealt = order[np.argsort(strata[order], kind="stable")]
+    turn = np.arange(rows) % folds
+    return np.sort(dealt[turn != fold]), np.sort(dealt[turn == fold])
 
 
-def split_folds(x: np.ndarray, y: np.ndarray, cv) -> tuple:
-    train, val = fold_rows(len(x), cv.folds, cv.fold, cv.seed)
+def split_folds(x: np.ndarray, y: np.ndarray, cv, loss: str) -> tuple:
+    """(x_train, y_train, x_val, y_val) of the spec's data.cross_validation (see job.proto)."""
+    stratify = cv.stratify if cv.HasField("stratify") else True
+    strata = class_codes(y.reshape(len(y), -1), loss) if stratify else None
+    train, val = fold_rows(len(x), cv.folds, cv.fold, cv.seed + cv.repeat, strata)
     return x[train], y[train], x[val], y[val]
 
 

@@ -89,9 +89,9 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         w_val = load_weights(spec.data.validation, "data.validation", path)
     if spec.data.HasField("cross_validation"):
         if w is not None:   # the same rows' weights, whatever rule picks the folds
-            keep, _, val, _ = split_folds(np.arange(len(x)), y, spec.data.cross_validation)
+            keep, _, val, _ = split_folds(np.arange(len(x)), y, spec.data.cross_validation, job.model.loss)
             w, w_val = w[keep], w[val]
-        x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
+        x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation, job.model.loss)
     if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
         # Fit the normalisation on the training rows only: hold out the very rows the engine
         # would (its own split, same seed) and hand them over as a separate validation set.

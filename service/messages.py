@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 from google.protobuf import timestamp_pb2
 
 from fusetrain.v1 import job_pb2, service_pb2 as pb
-from fusetrain.wire.metrics import epoch_message
+from fusetrain.wire.metrics import epoch_message, final_message
 from fusetrain.wire.tensors import array_to_tensor, tensor_to_array
 
 from .executor import METRIC_FIELDS
@@ -40,14 +39,14 @@ def pack_epoch_block(metrics: np.ndarray, when: float) -> bytes:
     return block.tobytes()
 
 
-def epoch_events(job_id: str, first: int, payload: bytes) -> list[pb.JobEvent]:
-    block = np.frombuffer(payload, dtype="<f8").reshape(-1, len(METRIC_FIELDS) + 1)
+def epoch_events(job_id: str, first: int, payload: bytes, count: int) -> list[pb.JobEvent]:
+    """The `count` epoch events of a stored block; a block stored before the later metrics were
+    added has fewer columns, and those metrics are left unset."""
+    block = np.frombuffer(payload, dtype="<f8").reshape(count, -1)
+    if block.shape[1] < len(METRIC_FIELDS) + 1:
+        block = np.hstack([block, np.full((count, len(METRIC_FIELDS) + 1 - block.shape[1]), np.nan)])
     return [pb.JobEvent(job_id=job_id, sequence=first + i, time=timestamp(row[0]),
                         epoch=epoch_metrics(row[1:])) for i, row in enumerate(block)]
-
-
-def _finite(value) -> float:
-    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
 def job_message(row: dict, include_spec: bool = True) -> pb.Job:
@@ -88,19 +87,14 @@ def weights_sha256(weights) -> str:
 
 def result_message(result: dict) -> pb.JobResult:
     """The training part of a JobResult (job id, state and queue timings are filled on reading)."""
-    final = result["final"]
     msg = pb.JobResult(
         stop_reason=result["stop_reason"], epochs_run=result["epochs_run"],
         best_epoch=result["best_epoch"], dtype=result["dtype"], blas_kernel=result.get("blas_kernel", ""),
         weights_sha256=weights_sha256(result["weights"]),
         history=[epoch_metrics(row) for row in result["history"]],
-        final=pb.FinalMetrics(train_loss=_finite(final.get("train_loss"))),
+        final=final_message(result["final"]),
         timings=pb.Timings(compile_seconds=result["compile_seconds"], train_seconds=result["train_seconds"]))
     msg.class_names.extend(result.get("class_names") or ())
-    for key in ("train_accuracy", "val_loss", "val_accuracy"):
-        value = final.get(key)
-        if value is not None and not math.isnan(value):
-            setattr(msg.final, key, value)
     for w, b in result["weights"]:
         msg.layers.append(pb.LayerWeights(weights=array_to_tensor(w), bias=array_to_tensor(b)))
     norm = result.get("normalization")

@@ -168,8 +168,8 @@ def _has_validation(spec: job_pb2.JobSpec) -> bool:
 
 
 def check_cross_validation(spec: job_pb2.JobSpec, rows: int) -> None:
-    """A cross-validation split needs k >= 2 folds, a fold in range, rows for every fold, and no
-    other validation set."""
+    """A cross-validation split needs k >= 2 folds, a fold and a repeat in range, rows for every
+    fold, and no other validation set."""
     if not spec.data.HasField("cross_validation"):
         return
     cv = spec.data.cross_validation
@@ -178,6 +178,10 @@ def check_cross_validation(spec: job_pb2.JobSpec, rows: int) -> None:
         raise InvalidArgument(f"{where}.folds", f"must be at least 2, got {cv.folds}")
     if not 0 <= cv.fold < cv.folds:
         raise InvalidArgument(f"{where}.fold", f"must be in [0, {cv.folds - 1}], got {cv.fold}")
+    if cv.repeats < 0:
+        raise InvalidArgument(f"{where}.repeats", f"must be at least 1 (0 = 1), got {cv.repeats}")
+    if not 0 <= cv.repeat < max(cv.repeats, 1):
+        raise InvalidArgument(f"{where}.repeat", f"must be in [0, {max(cv.repeats, 1) - 1}], got {cv.repeat}")
     if rows < cv.folds:
         raise InvalidArgument(f"{where}.folds", f"{cv.folds} folds need at least {cv.folds} rows, "
                                                 f"data.train has {rows}")

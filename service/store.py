@@ -257,10 +257,10 @@ class Store:
         return [_job_row(r) for r in self._query(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state IN (1, 2, 3) ORDER BY seq")]
 
-    def events(self, job_id: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
-        """(first sequence, kind, payload) of at most `limit` event rows holding events after
-        `after`, in order."""
-        return self._query("SELECT seq_first, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
+    def events(self, job_id: str, after: int, limit: int) -> list[tuple[int, int, int, bytes]]:
+        """(first sequence, last sequence, kind, payload) of at most `limit` event rows holding
+        events after `after`, in order."""
+        return self._query("SELECT seq_first, seq_last, kind, payload FROM events WHERE job_id = ? AND seq_last > ? "
                            "ORDER BY seq_last LIMIT ?", (job_id, after, limit))
 
     def count_by_state(self, owner: Optional[str] = None) -> dict[int, int]:

@@ -48,10 +48,10 @@ class Changes:
         self.notify()
 
 
-def decode_events(job_id: str, first: int, kind: int, payload: bytes) -> list[pb.JobEvent]:
+def decode_events(job_id: str, first: int, last: int, kind: int, payload: bytes) -> list[pb.JobEvent]:
     """The JobEvents of one stored event row (kind 1: a block of epoch metrics)."""
     if kind == 1:
-        return epoch_events(job_id, first, payload)
+        return epoch_events(job_id, first, payload, last - first + 1)
     return [pb.JobEvent.FromString(p) for p in unpack_events(payload)]
 
 
@@ -73,8 +73,8 @@ class Watch:
             version = self.changes.version()
             page = self.store.events(job_id, last, WATCH_PAGE_ROWS)
             ready: list = []
-            for first, kind, payload in page:
-                ready.extend(e for e in decode_events(job_id, first, kind, payload) if e.sequence > last)
+            for first, final, kind, payload in page:
+                ready.extend(e for e in decode_events(job_id, first, final, kind, payload) if e.sequence > last)
                 while len(ready) >= WATCH_BATCH:
                     if not active():
                         return

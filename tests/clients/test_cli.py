@@ -149,6 +149,51 @@ def test_cross_validation_folds(cli, tmp_path):
     assert "4-fold cross-validation: val_accuracy mean" in out
 
 
+def test_sweep_repeated_stratified_folds(cli, tmp_path):
+    # Imbalanced classes (36, 18, 6 rows): each fold of each repeat holds a third of every class,
+    # and each repeat validates every row once; the confusion matrices' rows count them.
+    x, _ = blobs(60)
+    labels = np.random.default_rng(1).permutation(np.repeat([0, 1, 2], [36, 18, 6]))
+    np.savez(tmp_path / "blobs.npz", x=x, y=np.eye(3)[labels])
+    spec = blobs_spec()
+    spec["training"]["epochs"] = 10
+    spec["data"] = {"train": {"file": {"path": "blobs.npz"}}}
+    write_job(tmp_path, "blobs.json", spec)
+    (tmp_path / "cv.yaml").write_text("base: blobs.json\nfolds: 2\nsort: val_macro_f1\n")
+    code, out, _ = cli("sweep", tmp_path / "cv.yaml", "--folds", "3", "--repeats", "2", "--json")
+    assert code == 0
+    doc = parse(out)
+    assert len(doc["jobs"]) == 6 and doc["sort"] == "val_macro_f1"
+    f1 = [j["final"]["val_macro_f1"] for j in doc["jobs"]]
+    assert f1 == sorted(f1, reverse=True)                         # more is better
+    totals = np.bincount(labels)
+    for repeat in (0, 1):
+        jobs = [j for j in doc["jobs"] if j["overrides"]["data.cross_validation.repeat"] == repeat]
+        held = [np.array(j["final"]["val_confusion"]).sum(axis=1) for j in jobs]
+        assert sorted(j["overrides"]["data.cross_validation.fold"] for j in jobs) == [0, 1, 2]
+        assert all(np.all(np.abs(h - totals / 3) < 1) for h in held)
+        np.testing.assert_array_equal(sum(held), totals)
+    cv = doc["cross_validation"][0]
+    assert cv["metric"] == "val_macro_f1" and len(cv["folds"]) == 6
+    code, out, _ = cli("sweep", tmp_path / "cv.yaml", "--folds", "3", "--repeats", "2", "--no-progress")
+    assert code == 0 and "3-fold cross-validation x 2 repeats: val_macro_f1 mean" in out
+    assert "val_f1" in next(line for line in out.splitlines() if line.lstrip().startswith("#"))
+    code, _, err = cli("train", tmp_path / "blobs.json", "--repeats", "2")
+    assert code != 0 and "--repeats needs --folds" in err
+
+
+def test_result_shows_the_scores_and_the_confusion_matrix(cli, blobs_job):
+    code, out, _ = cli("result", blobs_job["id"])
+    assert code == 0 and "train_macro_f1" in out and "confusion matrix, training rows:" in out
+    header = next(line for line in out.splitlines() if "true \\ predicted" in line)
+    assert header.split()[-3:] == ["class0", "class1", "class2"]
+    code, out, _ = cli("result", blobs_job["id"], "--json")
+    final = parse(out)["final"]
+    cm = np.array(final["train_confusion"])
+    assert cm.shape == (3, 3) and cm.sum() == len(blobs_job["labels"])
+    assert np.trace(cm) / cm.sum() == pytest.approx(final["train_accuracy"])
+
+
 @pytest.mark.skipif(not (SHARED / "seeds_dataset.csv").exists(), reason=f"UCI seeds not found under {SHARED}")
 def test_seeds_cross_validation_example(cli):
     code, out, _ = cli("sweep", EXAMPLES / "sweeps" / "seeds_cv.yaml", "--set", "training.epochs=100", "--json")

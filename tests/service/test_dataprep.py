@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from service_helpers import npz_bytes, upload, wait_done
 
 from fusetrain import engine
+from fusetrain.engine.metrics import class_codes
 from fusetrain.service.dataprep import fit_normalization, fold_rows, normalize
 from fusetrain.wire.tensors import array_to_tensor, tensor_to_array
 from fusetrain.v1 import job_pb2, service_pb2 as pb
@@ -97,7 +98,7 @@ def test_cross_validation_holds_out_one_fold(local):
     assert wait_done(local, job.id).state == pb.SUCCEEDED
     result = local.GetResult(pb.GetResultRequest(job_id=job.id))
     assert result.final.HasField("val_accuracy")
-    train, val = fold_rows(50, 5, 2, 7)
+    train, val = fold_rows(50, 5, 2, 7, class_codes(y, "softmax_cross_entropy"))    # stratified: class targets
     shift = tensor_to_array(result.normalization.shift, "shift")
     np.testing.assert_allclose(shift, x[train].min(axis=0).astype(np.float32))    # fitted on the training folds
     model = engine.ModelSpec(3, [engine.LayerSpec(4, "tanh"), engine.LayerSpec(3, "softmax")],

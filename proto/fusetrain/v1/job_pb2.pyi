@@ -199,14 +199,20 @@ class DataSource(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., x_array: _Optional[str] = ..., y_array: _Optional[str] = ..., x: _Optional[_Union[Tensor, _Mapping]] = ..., y: _Optional[_Union[Tensor, _Mapping]] = ..., file: _Optional[_Union[LocalFile, _Mapping]] = ..., weight_array: _Optional[str] = ..., sample_weight: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class CrossValidation(_message.Message):
-    __slots__ = ("folds", "fold", "seed")
+    __slots__ = ("folds", "fold", "seed", "stratify", "repeats", "repeat")
     FOLDS_FIELD_NUMBER: _ClassVar[int]
     FOLD_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    STRATIFY_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    REPEAT_FIELD_NUMBER: _ClassVar[int]
     folds: int
     fold: int
     seed: int
-    def __init__(self, folds: _Optional[int] = ..., fold: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    stratify: bool
+    repeats: int
+    repeat: int
+    def __init__(self, folds: _Optional[int] = ..., fold: _Optional[int] = ..., seed: _Optional[int] = ..., stratify: _Optional[bool] = ..., repeats: _Optional[int] = ..., repeat: _Optional[int] = ...) -> None: ...
 
 class Data(_message.Message):
     __slots__ = ("train", "validation", "cross_validation", "class_names")

@@ -254,7 +254,7 @@ class SubmitJobsResponse(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
-    __slots__ = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "samples_per_second")
+    __slots__ = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "samples_per_second", "val_macro_f1", "val_mae", "val_rmse", "val_r2")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +263,10 @@ class EpochMetrics(_message.Message):
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    VAL_MACRO_F1_FIELD_NUMBER: _ClassVar[int]
+    VAL_MAE_FIELD_NUMBER: _ClassVar[int]
+    VAL_RMSE_FIELD_NUMBER: _ClassVar[int]
+    VAL_R2_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     train_loss: float
     train_accuracy: float
@@ -271,7 +275,11 @@ class EpochMetrics(_message.Message):
     learning_rate: float
     seconds: float
     samples_per_second: float
-    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., val_loss: _Optional[float] = ..., val_accuracy: _Optional[float] = ..., learning_rate: _Optional[float] = ..., seconds: _Optional[float] = ..., samples_per_second: _Optional[float] = ...) -> None: ...
+    val_macro_f1: float
+    val_mae: float
+    val_rmse: float
+    val_r2: float
+    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., val_loss: _Optional[float] = ..., val_accuracy: _Optional[float] = ..., learning_rate: _Optional[float] = ..., seconds: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., val_macro_f1: _Optional[float] = ..., val_mae: _Optional[float] = ..., val_rmse: _Optional[float] = ..., val_r2: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "state", "spec", "request_id", "batch_id", "failure_reason", "message", "attempt", "epochs_done", "epochs_total", "latest", "created_at", "started_at", "finished_at", "has_result", "name", "labels")
@@ -419,17 +427,45 @@ class GetResultRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class ConfusionMatrix(_message.Message):
+    __slots__ = ("shape", "counts")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    counts: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class FinalMetrics(_message.Message):
-    __slots__ = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    __slots__ = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "train_macro_f1", "val_macro_f1", "train_mae", "train_rmse", "train_r2", "val_mae", "val_rmse", "val_r2", "train_confusion", "val_confusion")
     TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     VAL_LOSS_FIELD_NUMBER: _ClassVar[int]
     VAL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_MACRO_F1_FIELD_NUMBER: _ClassVar[int]
+    VAL_MACRO_F1_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_MAE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_RMSE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_R2_FIELD_NUMBER: _ClassVar[int]
+    VAL_MAE_FIELD_NUMBER: _ClassVar[int]
+    VAL_RMSE_FIELD_NUMBER: _ClassVar[int]
+    VAL_R2_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    VAL_CONFUSION_FIELD_NUMBER: _ClassVar[int]
     train_loss: float
     train_accuracy: float
     val_loss: float
     val_accuracy: float
-    def __init__(self, train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., val_loss: _Optional[float] = ..., val_accuracy: _Optional[float] = ...) -> None: ...
+    train_macro_f1: float
+    val_macro_f1: float
+    train_mae: float
+    train_rmse: float
+    train_r2: float
+    val_mae: float
+    val_rmse: float
+    val_r2: float
+    train_confusion: ConfusionMatrix
+    val_confusion: ConfusionMatrix
+    def __init__(self, train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., val_loss: _Optional[float] = ..., val_accuracy: _Optional[float] = ..., train_macro_f1: _Optional[float] = ..., val_macro_f1: _Optional[float] = ..., train_mae: _Optional[float] = ..., train_rmse: _Optional[float] = ..., train_r2: _Optional[float] = ..., val_mae: _Optional[float] = ..., val_rmse: _Optional[float] = ..., val_r2: _Optional[float] = ..., train_confusion: _Optional[_Union[ConfusionMatrix, _Mapping]] = ..., val_confusion: _Optional[_Union[ConfusionMatrix, _Mapping]] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("queued_seconds", "compile_seconds", "train_seconds", "total_seconds")
