@@ -25,7 +25,7 @@ from .kernels.epochs import epoch_loop, loop_key
 from .kernels.columns import I_SPREAD
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
-from .result import COMPLETED, DIVERGED, History, TrainResult
+from .result import COMPLETED, DIVERGED, History, TrainResult, TrainState
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
                    validate_optimizer)
@@ -35,12 +35,15 @@ from .warm import ensure_compiled
 
 def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: Sequence[TrainConfig],
                x, y, *, seeds: Optional[Sequence[int]] = None, threads: Optional[int] = None,
-               limits: Optional[Limits] = None) -> list[TrainResult]:
+               limits: Optional[Limits] = None,
+               states: Optional[Sequence[TrainState]] = None) -> list[TrainResult]:
     """Train K models; model k uses optimizers[k], configs[k] and initial-weight seed seeds[k].
 
     A list of length 1 is broadcast to K. All configs need the same number of epochs and no
     validation or early stopping (train those with `train`). `threads` defaults to the
-    largest thread count among the configs.
+    largest thread count among the configs. With `states` (one per model, all after the same
+    epoch, e.g. the `state` of an earlier call's results), model k resumes from states[k] and
+    trains up to configs[k].epochs, bit-identically to one uninterrupted run.
     """
     limits = limits or Limits()
     k = max(len(optimizers), len(configs), len(seeds) if seeds is not None else 1)
@@ -48,6 +51,12 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     configs = _broadcast(configs, k, "configs")
     seeds = _broadcast(seeds if seeds is not None else [model.seed], k, "seeds")
     epochs = configs[0].epochs
+    states = list(states) if states is not None else [None] * k
+    if len(states) != k:
+        raise InvalidSpec("states", f"expected {k} entries, got {len(states)}")
+    start = states[0].epoch if states[0] is not None else 0
+    if any((s.epoch if s is not None else 0) != start for s in states) or not 0 <= start < epochs:
+        raise InvalidSpec("states", f"every state must be after the same epoch, before {epochs}")
     xs = ys = None
     for i, (opt, conf) in enumerate(zip(optimizers, configs)):
         if conf.epochs != epochs:
@@ -72,8 +81,8 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     denom = accuracy_denominator(rule, n_rows, model.outputs)
     jobs = [JobBuffers(model, opt, conf, layout,
                        layout.pack(initial_weights(replace(model, seed=int(seed))), dtype),
-                       n_rows, rule, None)
-            for opt, conf, seed in zip(optimizers, configs, seeds)]
+                       n_rows, rule, state)
+            for opt, conf, seed, state in zip(optimizers, configs, seeds, states)]
     # Stack per-model buffers; the largest batch and optimizer state size fit every model.
     batch = max(j.batch for j in jobs)
     slots = max(j.opt.shape[0] for j in jobs)
@@ -81,15 +90,17 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     stack = lambda name: np.stack([getattr(j, name) for j in jobs])
     theta, grad, backup = stack("theta"), stack("grad"), stack("backup")
     opt = np.zeros((k, slots, layout.n_params), dtype=dtype)
+    for i, j in enumerate(jobs):   # zeros, or the optimizer state resumed from
+        opt[i, :j.opt.shape[0]] = j.opt
     step, rng, perm, hp, ints = stack("step"), stack("rng"), stack("perm"), stack("hp"), stack("ints")
     ints[:, I_SPREAD] = 0  # the models are the parallelism: each GEMM runs its slabs in order
     xb = np.zeros((k, batch * model.inputs), dtype=dtype)
     yb = np.zeros((k, batch * model.outputs), dtype=dtype)
     acts = np.zeros((k, act), dtype=dtype)
     deltas = np.zeros((k, act), dtype=dtype)
-    lrs = np.stack([learning_rates(o, 0, epochs, epochs) for o in optimizers])
-    losses = np.zeros((k, epochs))
-    correct = np.zeros((k, epochs), dtype=np.int64)
+    lrs = np.stack([learning_rates(o, start, epochs - start, epochs) for o in optimizers])
+    losses = np.zeros((k, epochs - start))
+    correct = np.zeros((k, epochs - start), dtype=np.int64)
     done = np.zeros(k, dtype=np.int64)
     diverged = np.zeros(k, dtype=np.bool_)
 
@@ -119,9 +130,11 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     for i, job in enumerate(jobs):
         n_done = int(done[i])
         secs = share / max(n_done, 1)
-        history = History(epoch_rows(0, losses[i, :n_done], correct[i, :n_done],
-                                     denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
-                                     n_rows / secs if secs > 0 else math.inf))
+        history = states[i].history.copy() if states[i] is not None else History()
+        history.extend_rows(epoch_rows(start, losses[i, :n_done], correct[i, :n_done],
+                                       denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
+                                       n_rows / secs if secs > 0 else math.inf))
+        n_done += start
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
         train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule)
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,

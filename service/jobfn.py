@@ -71,7 +71,8 @@ def run_job(task: ex.Task, ctx) -> ex.Outcome:
         return ex.Outcome(ex.FAILED, "ENGINE_ERROR", last, attempt=task.attempt, started_at=started)
 
 
-def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
+def prepare_data(task: ex.Task):
+    """(spec, engine job, files, x, y, x_val, y_val, normalisation) of a task, loaded and checked."""
     spec = job_pb2.JobSpec.FromString(task.spec)
     files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
     files.root = Path(task.data_dir)
@@ -87,9 +88,11 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         x_val, y_val = load_source(spec.data.validation, "data.validation", path)
     if spec.data.HasField("cross_validation"):
         x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation)
-    if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
-        # Fit the normalisation on the training rows only: hold out the very rows the engine
-        # would (its own split, same seed) and hand them over as a separate validation set.
+    if job.config.validation_fraction > 0 and x_val is None and (normalization_kind(spec.model.normalization)
+                                                                 or spec.HasField("search")):
+        # Fit the normalisation on the training rows only (and give a search's candidates one
+        # set of validation rows): hold out the very rows the engine would (its own split, same
+        # seed) and hand them over as a separate validation set.
         x, y, x_val, y_val = engine.split_validation(job.config, x, y)
         job.config = dataclasses.replace(job.config, validation_fraction=0.0)
     norm = fit_normalization(spec.model.normalization, x, job.model.dtype)
@@ -99,6 +102,14 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
             x_val = normalize(x_val, norm[1], norm[2], job.model.dtype)
     # Again in the worker, with the rows as loaded, before the engine allocates anything.
     check_memory(job, len(x), 0 if x_val is None else len(x_val), task.limits)
+    return spec, job, files, x, y, x_val, y_val, norm
+
+
+def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
+    spec, job, files, x, y, x_val, y_val, norm = prepare_data(task)
+    if spec.HasField("search"):
+        from .searchjob import run_search   # it builds its result with this module's helpers
+        return run_search(task, spec, (x, y, x_val, y_val), norm, ctx, deadline, started)
     state = None
     if task.resume_state is not None:   # a retry after a worker died: its last checkpoint
         state = engine.TrainState.from_arrays(task.resume_state)
@@ -152,23 +163,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         # the executor can carry them (ctx.report_last: one message, not two); else a report now.
         getattr(ctx, "report_last", ctx.report)(ex.EPOCHS, tail)
     pending.clear()
-    out = {
-        "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
-        "history": history.thin(rows, job.config.epochs, task.limits.max_history_rows),
-        "final": dict(result.final),
-        "stop_reason": result.stop_reason,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch or 0,
-        "compile_seconds": result.compile_seconds,
-        "train_seconds": result.train_seconds,
-        "dtype": job.model.dtype,
-        "normalization": norm,
-        "class_names": list(spec.data.class_names),
-        "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
-    }
-    # The JobResult message is built here, in parallel across workers, not in the server's one
-    # recorder thread; the server stores these bytes as they are.
-    out["encoded"] = result_message(out).SerializeToString()
+    out = result_payload(result, rows, job, task, norm, spec)
     outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
         status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
     if result.stop_reason == engine.DIVERGED:
@@ -186,3 +181,29 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
                                                     f"time limit of {task.time_limit:g} s")
         return outcome(ex.CANCELLED, message=f"cancelled after epoch {result.epochs_run}")
     return outcome(ex.SUCCEEDED)
+
+
+def result_payload(result, rows: np.ndarray, job, task: ex.Task, norm, spec, search=None) -> dict:
+    """An outcome's result: weights, history, final metrics, timings, and the encoded JobResult
+    (with `search`, a SearchResult message, for a search job)."""
+    out = {
+        "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
+        "history": history.thin(rows, job.config.epochs, task.limits.max_history_rows),
+        "final": dict(result.final),
+        "stop_reason": result.stop_reason,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch or 0,
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": result.train_seconds,
+        "dtype": job.model.dtype,
+        "normalization": norm,
+        "class_names": list(spec.data.class_names),
+        "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
+    }
+    # The JobResult message is built here, in parallel across workers, not in the server's one
+    # recorder thread; the server stores these bytes as they are.
+    message = result_message(out)
+    if search is not None:
+        message.search.CopyFrom(search)
+    out["encoded"] = message.SerializeToString()
+    return out
