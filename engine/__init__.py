@@ -3,7 +3,8 @@
 Public API:
     train(model, optimizer, config, x, y, *, x_val=None, y_val=None, callback=None,
           state=None, limits=None) -> TrainResult
-    train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None, states=None) -> list[TrainResult]
+    train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None, states=None,
+               train_metrics=True) -> list[TrainResult]
     predict(model, weights, x) -> np.ndarray
     evaluate(model, weights, x, y) -> dict(loss=..., accuracy=...)
     warmup(dtypes=("float32", "float64")) -> seconds spent compiling or loading from cache

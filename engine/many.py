@@ -36,14 +36,15 @@ from .warm import ensure_compiled
 def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: Sequence[TrainConfig],
                x, y, *, seeds: Optional[Sequence[int]] = None, threads: Optional[int] = None,
                limits: Optional[Limits] = None,
-               states: Optional[Sequence[TrainState]] = None) -> list[TrainResult]:
+               states: Optional[Sequence[TrainState]] = None, train_metrics: bool = True) -> list[TrainResult]:
     """Train K models; model k uses optimizers[k], configs[k] and initial-weight seed seeds[k].
 
     A list of length 1 is broadcast to K. All configs need the same number of epochs and no
     validation or early stopping (train those with `train`). `threads` defaults to the
     largest thread count among the configs. With `states` (one per model, all after the same
     epoch, e.g. the `state` of an earlier call's results), model k resumes from states[k] and
-    trains up to configs[k].epochs, bit-identically to one uninterrupted run.
+    trains up to configs[k].epochs, bit-identically to one uninterrupted run. train_metrics=False
+    leaves the final training loss and accuracy NaN (no pass over the rows per model after training).
     """
     limits = limits or Limits()
     k = max(len(optimizers), len(configs), len(seeds) if seeds is not None else 1)
@@ -119,9 +120,13 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     # share cache lines, and two threads writing them at once cost 20% here.
     edges = [k * t // n_threads for t in range(n_threads + 1)]
     t0 = time.perf_counter()
-    with cfg.threads(1), ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="train-many") as pool:
-        for _ in pool.map(train_range, edges[:-1], edges[1:]):
-            pass
+    with cfg.threads(1):
+        if n_threads == 1:   # no pool to start: a search calls this once per rung and architecture
+            train_range(0, k)
+        else:
+            with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="train-many") as pool:
+                for _ in pool.map(train_range, edges[:-1], edges[1:]):
+                    pass
     elapsed = time.perf_counter() - t0
 
     results = []
@@ -136,7 +141,8 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
                                        n_rows / secs if secs > 0 else math.inf))
         n_done += start
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
-        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule)
+        train_loss, train_acc = _evaluate(model, layout, theta[i], xs, ys, rule) if train_metrics \
+            else (math.nan, math.nan)
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
                  "val_accuracy": math.nan}
         reason = DIVERGED if diverged[i] else COMPLETED

@@ -154,7 +154,8 @@ def successive_halving(candidates: Sequence[Candidate], x, y, x_val, y_val, *, e
             out = train_many(first.model, [candidates[i].optimizer for i in members],
                              [replace(candidates[i].config, epochs=epochs) for i in members], x, y,
                              seeds=[candidates[i].model.seed for i in members], threads=threads,
-                             limits=limits, states=[states[i] for i in members] if done else None)
+                             limits=limits, states=[states[i] for i in members] if done else None,
+                             train_metrics=False)
             compile_s = max(compile_s, out[0].compile_seconds)
             for i, res in zip(members, out):
                 train_s += res.train_seconds
@@ -169,7 +170,7 @@ def successive_halving(candidates: Sequence[Candidate], x, y, x_val, y_val, *, e
             alive = ranked[:max(1, int(len(alive) // eta))] if ranked else []
             if not alive:
                 break
-    return _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s)
+    return _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s, x, y)
 
 
 def asha(candidates: Sequence[Candidate], x, y, x_val, y_val, *, eta: float = 3.0, min_epochs: int,
@@ -203,7 +204,7 @@ def asha(candidates: Sequence[Candidate], x, y, x_val, y_val, *, eta: float = 3.
         model_epochs += res.epochs_run - before
         results[i] = res
         history[i].append(Rung(res.epochs_run, _value(c.model, res, x, y, x_val, y_val, metric)))
-    return _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s)
+    return _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s, x, y)
 
 
 def _promotable(history, promoted, plan, eta, metric):
@@ -218,11 +219,15 @@ def _promotable(history, promoted, plan, eta, metric):
     return None
 
 
-def _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s) -> SearchOutcome:
+def _outcome(candidates, history, results, metric, model_epochs, compile_s, train_s, x, y) -> SearchOutcome:
     outcome = SearchOutcome(rungs=history, winner=0, result=None, model_epochs=model_epochs,
                             diverged=[r is not None and r.stop_reason == DIVERGED for r in results],
                             states=[r.state if r is not None else None for r in results],
                             compile_seconds=compile_s, train_seconds=train_s)
     outcome.winner = outcome.order(metric)[0]
-    outcome.result = results[outcome.winner]
+    res = outcome.result = results[outcome.winner]
+    if math.isnan(res.final["train_loss"]):     # train_many was told to skip it: the winner's only
+        c = candidates[outcome.winner]
+        res.final["train_loss"], res.final["train_accuracy"] = _evaluate(
+            c.model, Layout.of(c.model), res.state.params, x, y, accuracy_rule(c.model.loss, y))
     return outcome

@@ -70,6 +70,11 @@ def test_train_many_resumes_from_states_bit_identically():
         assert np.array_equal(a.state.params, b.state.params)
         assert b.epochs_run == 12
         assert [(m.epoch, m.train_loss) for m in a.history] == [(m.epoch, m.train_loss) for m in b.history]
+    quiet = engine.train_many(model(), opts, confs, x, y, seeds=[1, 2], states=[r.state for r in first],
+                              train_metrics=False)
+    for a, b in zip(rest, quiet):
+        assert np.array_equal(a.state.params, b.state.params)
+        assert math.isnan(b.final["train_loss"]) and a.final["train_loss"] > 0
     with pytest.raises(engine.InvalidSpec, match="states"):
         engine.train_many(model(), opts, confs, x, y, seeds=[1, 2], states=[first[0].state, None])
 
