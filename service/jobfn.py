@@ -23,11 +23,12 @@ import numpy as np
 from fusetrain import engine
 from fusetrain.v1 import job_pb2
 
-from . import executor as ex, history
+from . import executor as ex
 from .dataprep import fit_normalization, normalization_kind, normalize, split_folds
 from .errors import ResourceExhausted
 from .files import Files
-from .messages import result_message
+from .payload import result_payload
+from .searchjob import run_search
 from .specs import check_memory, engine_limits, load_source, to_engine
 
 log = logging.getLogger("fusetrain.worker")
@@ -108,7 +109,6 @@ def prepare_data(task: ex.Task):
 def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
     spec, job, files, x, y, x_val, y_val, norm = prepare_data(task)
     if spec.HasField("search"):
-        from .searchjob import run_search   # it builds its result with this module's helpers
         return run_search(task, spec, (x, y, x_val, y_val), norm, ctx, deadline, started)
     state = None
     if task.resume_state is not None:   # a retry after a worker died: its last checkpoint
@@ -181,29 +181,3 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
                                                     f"time limit of {task.time_limit:g} s")
         return outcome(ex.CANCELLED, message=f"cancelled after epoch {result.epochs_run}")
     return outcome(ex.SUCCEEDED)
-
-
-def result_payload(result, rows: np.ndarray, job, task: ex.Task, norm, spec, search=None) -> dict:
-    """An outcome's result: weights, history, final metrics, timings, and the encoded JobResult
-    (with `search`, a SearchResult message, for a search job)."""
-    out = {
-        "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
-        "history": history.thin(rows, job.config.epochs, task.limits.max_history_rows),
-        "final": dict(result.final),
-        "stop_reason": result.stop_reason,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch or 0,
-        "compile_seconds": result.compile_seconds,
-        "train_seconds": result.train_seconds,
-        "dtype": job.model.dtype,
-        "normalization": norm,
-        "class_names": list(spec.data.class_names),
-        "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
-    }
-    # The JobResult message is built here, in parallel across workers, not in the server's one
-    # recorder thread; the server stores these bytes as they are.
-    message = result_message(out)
-    if search is not None:
-        message.search.CopyFrom(search)
-    out["encoded"] = message.SerializeToString()
-    return out

@@ -20,7 +20,7 @@ from fusetrain.engine import search as es
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from . import executor as ex
-from .jobfn import result_payload
+from .payload import result_payload
 from .search import DEFAULT_ETA, candidate_spec, sample
 from .specs import engine_limits, to_engine
 
