@@ -22,6 +22,7 @@ help:
 	@echo "make classic   the engine alone on the classic examples (2-2-1, XOR, seeds, 1,000 models)"
 	@echo "make test      run the whole test suite"
 	@echo "make compare   side-by-side speed against PyTorch, JAX and scikit-learn"
+	@echo "make search-bench   hyper-parameter search: fusetrain halving vs random, scikit-learn, Optuna"
 	@echo "make mnist     train MNIST 784-256-10 and report test accuracy"
 	@echo "make proto     regenerate fusetrain.v1 from proto/fusetrain/v1/*.proto"
 	@echo "make bench-service   the service's latency, batch throughput and cold start"
@@ -89,6 +90,20 @@ $(COMPARE_STAMP): $(SERVER_STAMP)
 
 compare: $(COMPARE_STAMP)
 	$(PY) benchmarks/compare.py $(ARGS)
+
+# Hyper-parameter search side by side (docs/PERFORMANCE.md): fusetrain halving and random search,
+# scikit-learn's HalvingRandomSearchCV and Optuna (the .[search-bench] extra; without it, if it
+# does not install, Optuna's row is left out). Options: make search-bench ARGS="--seeds 1".
+.PHONY: search-bench
+SEARCH_STAMP := $(VENV)/.search-$(CKSUM)
+
+$(SEARCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[server,search-bench]' || echo "optuna did not install: the comparison leaves it out"
+	rm -f $(VENV)/.search-*
+	touch $@
+
+search-bench: $(SEARCH_STAMP)
+	$(PY) benchmarks/search_bench.py $(ARGS)
 
 # The Ray backend (the .[ray] extra, docs/SCALING.md): the executor contract suite on both backends
 # with a private Ray on 127.0.0.1 started and stopped by the tests, and the 200-job sweep local vs Ray

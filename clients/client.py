@@ -237,7 +237,7 @@ class Client:
         jobfiles.resolve_files(sw.base, sw.base_dir, self._store)
         grid = [pb.GridAxis(field=name, values=[_value(v) for v in values]) for name, values in sw.axes]
         req = pb.SubmitJobsRequest(base=sw.base, grid=grid, labels={**sw.labels, **(labels or {})},
-                                   request_id=request_id or uuid.uuid4().hex)
+                                   request_id=request_id or uuid.uuid4().hex, search=sw.search)
         resp = self._call("SubmitJobs", req, timeout=max(self.timeout, 120.0))
         return Batch(resp.batch_id, [Job.from_proto(j) for j in resp.jobs], sw.combinations())
 
@@ -357,7 +357,9 @@ class Client:
     def result(self, job_id: str, spec: Optional[job_pb2.JobSpec] = None) -> Result:
         """Weights, metrics history, final metrics, timings and normalisation of a job with weights."""
         r = self._call("GetResult", pb.GetResultRequest(job_id=job_id), timeout=max(self.timeout, 120.0))
-        if spec is None:
+        if r.HasField("search"):      # a search job's model is its winner's
+            spec = r.search.winner_spec
+        elif spec is None:
             spec = self._call("GetJob", pb.GetJobRequest(job_id=job_id)).spec
         return Result.from_proto(r, spec)
 

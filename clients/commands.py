@@ -12,6 +12,8 @@ import json
 import statistics
 import sys
 
+from google.protobuf import json_format
+
 from fusetrain.wire.metrics import higher_is_better
 
 from . import errors, jobfiles, output as out
@@ -128,6 +130,8 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0, repeats: int = 0) -> in
     metric = getattr(args, "sort", None) or sw.sort
     with client_of(args) as c:
         batch = c.submit_sweep(sw)
+        if sw.search is not None:
+            return _search_report(args, c, batch)
         if not args.json:
             axes = " x ".join(f"{name} ({len(v)})" for name, v in sw.axes) or "no grid"
             print(f"batch {batch.id}: {len(batch.jobs)} jobs ({axes})", flush=True)
@@ -167,6 +171,43 @@ def _sweep_run(args, sw: jobfiles.Sweep, folds: int = 0, repeats: int = 0) -> in
     if failed:
         print(f"{failed} of {len(rows)} jobs did not succeed")
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def _search_report(args, c, batch) -> int:
+    """Wait for a search job; print its candidates sorted by the metric, and the winner."""
+    from .searchspec import candidate_rows
+
+    job = batch.jobs[0]
+    s = job.proto.spec.search
+    names = [p.field for p in s.params]
+    if not args.json:
+        print(f"batch {batch.id}: search job {job.id} ({s.kind}, {s.candidates} candidates, up to "
+              f"{s.max_epochs} epochs each)", flush=True)
+    job = c.wait_batch(batch, progress=show_progress(args))[0]
+    if not job.has_result:
+        print(f"search job {job.id} {job.state}: {job.message}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    r = c.result(job.id)
+    table = r.search
+    rows = candidate_rows(table)
+    if args.json:
+        out.print_json({"batch_id": batch.id, "job_id": job.id, "kind": table.kind, "metric": table.metric,
+                        "winner": table.winner, "model_epochs": table.model_epochs,
+                        "winner_spec": json_format.MessageToDict(table.winner_spec), "final": r.final,
+                        "candidates": rows})
+        return EXIT_OK if job.state == "SUCCEEDED" else EXIT_JOB_FAILED
+    fmt = out.pct if "accuracy" in table.metric else out.num
+    columns = ["#", "candidate", *[_short(n) for n in names], "epochs", table.metric, "rungs"]
+    lines = [[i, row["index"], *[_fmt(row["params"].get(n)) for n in names], row["epochs"],
+              "diverged" if row["diverged"] else fmt(row["value"]),
+              " ".join(fmt(g["value"]) if g["value"] is not None else "nan" for g in row["rungs"])]
+             for i, row in enumerate(rows, 1)]
+    out.table(f"{table.kind} search, sorted by {table.metric}", columns, lines)
+    print(f"winner: candidate {table.winner} ({table.metric} {fmt(table.value)} after "
+          f"{table.winner_spec.training.epochs} epochs); {table.model_epochs} model-epochs in all; "
+          f"its weights are job {job.id}'s result, and its spec (JobResult.search.winner_spec) trained "
+          f"alone gives the same weights bit for bit")
+    return EXIT_OK if job.state == "SUCCEEDED" else EXIT_JOB_FAILED
 
 
 def cv_line(entry: dict, folds: int, metric: str, repeats: int = 1) -> str:

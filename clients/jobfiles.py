@@ -13,6 +13,9 @@ puts the returned dataset id in its place. A sweep file is
     repeats: 3                     # optional: repeated k-fold, 3 shuffles (one more axis)
     labels: {sweep: seeds}         # optional: added to every job
     sort: val_accuracy             # optional: the metric the results table is sorted by
+    set: {training.epochs: 50}     # optional: overrides of the base, as --set (which wins)
+    search: {...}                  # instead of a grid: random search or successive halving
+                                   # (one job; see searchspec.py)
 
 No grpc here: the message classes come from fusetrain.v1, YAML is imported only when used.
 """
@@ -286,6 +289,7 @@ class Sweep:
     folds: int = 0
     repeats: int = 1
     notes: list = field(default_factory=list)     # what the client changed, to say so (--folds)
+    search: Optional[job_pb2.Search] = None       # a search instead of a grid
 
     def combinations(self) -> list[dict]:
         """The override of each job, in the order SubmitJobs returns them (last axis fastest)."""
@@ -304,10 +308,18 @@ def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = No
     """A sweep file (see the module docstring); `folds` and `repeats` override the file's."""
     path = Path(path)
     doc = read_document(path)
-    unknown = set(doc) - {"base", "grid", "folds", "repeats", "fold_seed", "labels", "sort"}
+    unknown = set(doc) - {"base", "grid", "folds", "repeats", "fold_seed", "labels", "sort", "search", "set"}
     if unknown:
-        raise SpecError(f"{path}: unknown sweep keys {sorted(unknown)}; expected base, grid, folds, repeats, "
-                        f"fold_seed, labels, sort")
+        raise SpecError(f"{path}: unknown sweep keys {sorted(unknown)}; expected base, set, grid, folds, "
+                        f"repeats, fold_seed, labels, sort, search")
+    if not isinstance(doc.get("set") or {}, dict):
+        raise SpecError(f"{path}: set must map field paths to values")
+    if doc.get("set"):
+        overrides = Overrides({**doc["set"], **(overrides or {})},
+                              origin=f"{path}: set" + (" or --set" if overrides else ""))
+    if "search" in doc and (doc.get("grid") or doc.get("folds") or doc.get("repeats") or folds):
+        raise SpecError(f"{path}: a search samples its own candidates: give search or grid/folds/repeats, "
+                        f"not both")
     if "base" not in doc:
         raise SpecError(f"{path}: a sweep file needs `base` (a JobSpec, or the path of a job file)")
     base = doc["base"]
@@ -330,6 +342,9 @@ def load_sweep(path, overrides: Optional[dict] = None, folds: Optional[int] = No
     r = repeats if repeats is not None else int(doc.get("repeats") or 1)
     labels = {str(a): str(b) for a, b in (doc.get("labels") or {}).items()}
     sw = Sweep(spec, base_dir, axes, labels, str(doc.get("sort") or ""))
+    if "search" in doc:
+        from .searchspec import parse_search
+        sw.search = parse_search(doc["search"], str(path))
     if k:
         add_folds(sw, k, int(doc.get("fold_seed", 0)), origin=f"{path}: folds" if folds is None else "--folds",
                   repeats=r)

@@ -68,4 +68,4 @@ def train_local(spec: SpecLike, x=None, y=None, *, validation=None, progress=Fal
                                        message=exc.message)) from None
         finally:
             getattr(show[0], "close", lambda: None)()
-    return Result.from_proto(r, msg)
+    return Result.from_proto(r, r.search.winner_spec if r.HasField("search") else msg)

@@ -187,6 +187,7 @@ class Result:
     spec: Optional[job_pb2.JobSpec] = field(default=None, repr=False)
     blas_kernel: str = ""                     # the BLAS that did the arithmetic ("openblas 0.3.30 SkylakeX")
     class_names: list = field(default_factory=list)  # names of the output's classes, from the data file
+    search: Optional[pb.SearchResult] = field(default=None, repr=False)  # a search job's table (the winner above)
 
     @classmethod
     def from_proto(cls, r: pb.JobResult, spec: job_pb2.JobSpec) -> "Result":
@@ -215,7 +216,8 @@ class Result:
                             "total": t.total_seconds},
                    weights_sha256=r.weights_sha256, dtype=r.dtype, epochs_run=r.epochs_run,
                    best_epoch=r.best_epoch, attempt=r.attempt, activations=acts, normalization=norm, spec=spec,
-                   blas_kernel=r.blas_kernel, class_names=list(r.class_names or spec.data.class_names))
+                   blas_kernel=r.blas_kernel, class_names=list(r.class_names or spec.data.class_names),
+                   search=r.search if r.HasField("search") else None)
 
     def layers(self) -> list[Layer]:
         """The model as export.Layer objects (weights, bias, activation, leaky slope)."""

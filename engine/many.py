@@ -26,7 +26,7 @@ from .kernels.columns import I_SPREAD
 from .kernels.losses import NO_ACCURACY
 from .layout import Layout
 from .metrics import Scorer
-from .result import COMPLETED, DIVERGED, History, TrainResult
+from .result import COMPLETED, DIVERGED, History, TrainResult, TrainState
 from .schedules import learning_rates
 from .spec import (Limits, ModelSpec, OptimizerSpec, TrainConfig, validate_config, validate_model,
                    validate_optimizer)
@@ -36,13 +36,18 @@ from .warm import PREDICT, ensure_compiled
 
 def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: Sequence[TrainConfig],
                x, y, *, seeds: Optional[Sequence[int]] = None, threads: Optional[int] = None,
-               limits: Optional[Limits] = None, sample_weight=None) -> list[TrainResult]:
+               limits: Optional[Limits] = None, sample_weight=None,
+               states: Optional[Sequence[TrainState]] = None, train_metrics: bool = True) -> list[TrainResult]:
     """Train K models; model k uses optimizers[k], configs[k] and initial-weight seed seeds[k].
 
     A list of length 1 is broadcast to K. All configs need the same number of epochs and class
     weights, and no validation, early stopping or plateau schedule (train those with `train`).
     `threads` defaults to the largest thread count among the configs. Dropout and row weights
-    (sample_weight, class weights) run the masked loop, each model on its own masks.
+    (sample_weight, class weights) run the masked loop, each model on its own masks. With
+    `states` (one per model, all after the same epoch, e.g. the `state` of an earlier call's
+    results), model k resumes from states[k] and trains up to configs[k].epochs, bit-identically
+    to one uninterrupted run. train_metrics=False leaves the final training loss, accuracy and
+    scores out (NaN; no pass over the rows per model after training).
     """
     limits = limits or Limits()
     k = max(len(optimizers), len(configs), len(seeds) if seeds is not None else 1)
@@ -50,6 +55,12 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     configs = _broadcast(configs, k, "configs")
     seeds = _broadcast(seeds if seeds is not None else [model.seed], k, "seeds")
     epochs = configs[0].epochs
+    states = list(states) if states is not None else [None] * k
+    if len(states) != k:
+        raise InvalidSpec("states", f"expected {k} entries, got {len(states)}")
+    start = states[0].epoch if states[0] is not None else 0
+    if any((s.epoch if s is not None else 0) != start for s in states) or not 0 <= start < epochs:
+        raise InvalidSpec("states", f"every state must be after the same epoch, before {epochs}")
     xs = ys = None
     for i, (opt, conf) in enumerate(zip(optimizers, configs)):
         if conf.epochs != epochs:
@@ -81,8 +92,8 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
         denom = float(w.sum()) * (denom // n_rows)
     jobs = [JobBuffers(model, opt, conf, layout,
                        layout.pack(initial_weights(replace(model, seed=int(seed))), dtype),
-                       n_rows, rule, None)
-            for opt, conf, seed in zip(optimizers, configs, seeds)]
+                       n_rows, rule, state)
+            for opt, conf, seed, state in zip(optimizers, configs, seeds, states)]
     # Stack per-model buffers; the largest batch and optimizer state size fit every model.
     batch = max(j.batch for j in jobs)
     slots = max(j.opt.shape[0] for j in jobs)
@@ -90,16 +101,18 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     stack = lambda name: np.stack([getattr(j, name) for j in jobs])
     theta, grad, backup = stack("theta"), stack("grad"), stack("backup")
     opt = np.zeros((k, slots, layout.n_params), dtype=dtype)
+    for i, j in enumerate(jobs):   # zeros, or the optimizer state resumed from
+        opt[i, :j.opt.shape[0]] = j.opt
     step, rng, perm, hp, ints = stack("step"), stack("rng"), stack("perm"), stack("hp"), stack("ints")
     ints[:, I_SPREAD] = 0  # the models are the parallelism: each GEMM runs its slabs in order
     xb = np.zeros((k, batch * model.inputs), dtype=dtype)
     yb = np.zeros((k, batch * model.outputs), dtype=dtype)
     acts = np.zeros((k, act), dtype=dtype)
     deltas = np.zeros((k, act), dtype=dtype)
-    lrs = np.stack([learning_rates(o, 0, epochs, epochs) for o in optimizers])
-    losses = np.zeros((k, epochs))
+    lrs = np.stack([learning_rates(o, start, epochs - start, epochs) for o in optimizers])
+    losses = np.zeros((k, epochs - start))
     masked = [MaskedRun(model, layout, batch, w) for _ in range(k)] if is_masked(model, w) else None
-    correct = np.zeros((k, epochs), dtype=np.float64 if masked else np.int64)
+    correct = np.zeros((k, epochs - start), dtype=np.float64 if masked else np.int64)
     done = np.zeros(k, dtype=np.int64)
     diverged = np.zeros(k, dtype=np.bool_)
 
@@ -121,24 +134,35 @@ def train_many(model: ModelSpec, optimizers: Sequence[OptimizerSpec], configs: S
     # share cache lines, and two threads writing them at once cost 20% here.
     edges = [k * t // n_threads for t in range(n_threads + 1)]
     t0 = time.perf_counter()
-    with cfg.threads(1), ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="train-many") as pool:
-        for _ in pool.map(train_range, edges[:-1], edges[1:]):
-            pass
+    with cfg.threads(1):
+        if n_threads == 1:   # no pool to start: a search calls this once per rung and architecture
+            train_range(0, k)
+        else:
+            with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="train-many") as pool:
+                for _ in pool.map(train_range, edges[:-1], edges[1:]):
+                    pass
     elapsed = time.perf_counter() - t0
 
     results = []
     share = elapsed / k
     blas = cfg.blas_kernel()
+    scorer = Scorer(ys, rule, w) if train_metrics else None
     for i, job in enumerate(jobs):
         n_done = int(done[i])
         secs = share / max(n_done, 1)
-        history = History(epoch_rows(0, losses[i, :n_done], correct[i, :n_done],
-                                     denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
-                                     n_rows / secs if secs > 0 else math.inf))
+        history = states[i].history.copy() if states[i] is not None else History()
+        history.extend_rows(epoch_rows(start, losses[i, :n_done], correct[i, :n_done],
+                                       denom if rule != NO_ACCURACY else 0, lrs[i, :n_done], secs,
+                                       n_rows / secs if secs > 0 else math.inf))
+        n_done += start
         job.theta, job.opt, job.step, job.rng = theta[i], opt[i, :job.opt.shape[0]], step[i], rng[i]
-        train_loss, train_acc, out = _evaluate_outputs(model, layout, theta[i], xs, ys, rule, w)
+        if scorer is not None:
+            train_loss, train_acc, out = _evaluate_outputs(model, layout, theta[i], xs, ys, rule, w)
+            scores = scorer.final(out, "train_")
+        else:
+            train_loss, train_acc, scores = math.nan, math.nan, {}
         final = {"train_loss": train_loss, "train_accuracy": train_acc, "val_loss": math.nan,
-                 "val_accuracy": math.nan, **Scorer(ys, rule, w).final(out, "train_")}
+                 "val_accuracy": math.nan, **scores}
         reason = DIVERGED if diverged[i] else COMPLETED
         message = (f"the training loss or the weights became non-finite in epoch {n_done + 1}; weights are those "
                    f"after epoch {n_done}") if diverged[i] else ""

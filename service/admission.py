@@ -17,6 +17,7 @@ from fusetrain import engine
 from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from .config import ServerConfig
+from . import search
 from .errors import InvalidArgument, ResourceExhausted
 from .grids import expand_grid, grid_size
 from .specdata import split_spec
@@ -62,6 +63,8 @@ class Admission:
         lookup = lookup or self.lookup(owner)
         self.check_labels(spec.labels, "labels")
         job = self.engine_job(spec)
+        if spec.HasField("search"):
+            self.check_search(spec, lookup)
         rows = check_data(spec, job, lookup, self.limits)
         train, val = rows["train"], rows["validation"]
         if spec.data.HasField("cross_validation"):
@@ -69,6 +72,18 @@ class Admission:
             train -= val
         check_memory(job, train, val, self.limits)
         return job
+
+    def check_search(self, spec: job_pb2.JobSpec, lookup: DatasetLookup) -> None:
+        """spec.search with its defaults written in, and every candidate it samples checked as
+        a job of its own (errors named `search.candidates[i].<field>`)."""
+        search.fill_defaults(spec)
+        search.check(spec, self.limits.max_batch_jobs, self.limits.max_epochs)
+        for i, values in enumerate(search.sample(spec.search)):
+            candidate = search.candidate_spec(spec, values, spec.search.max_epochs)
+            try:
+                self.check(candidate, lookup)
+            except (engine.InvalidSpec, InvalidArgument, ResourceExhausted) as exc:
+                raise prefixed(exc, f"search.candidates[{i}].") from None
 
     def check_labels(self, labels, field: str) -> None:
         """A job's labels, or a ListJobs label filter: at most max_labels, keys of 1-63 characters
@@ -96,9 +111,16 @@ class Admission:
     def check_batch(self, req: pb.SubmitJobsRequest, owner: Optional[str] = None) -> tuple[list, list]:
         """(specs, engine jobs) of a SubmitJobs request: its list of specs, or its base spec
         expanded over its grid; each item's errors are named under `specs[i].` or `base.`."""
-        if req.specs and (req.HasField("base") or req.grid):
+        if req.HasField("search"):
+            if req.specs or req.grid or not req.HasField("base"):
+                raise InvalidArgument("search", "searches over a base spec: give base, and neither specs nor a grid")
+            spec = job_pb2.JobSpec()
+            spec.CopyFrom(req.base)
+            spec.search.CopyFrom(req.search)
+            specs, prefix = [spec], ""
+        elif req.specs and (req.HasField("base") or req.grid):
             raise InvalidArgument("specs", "give either a list of specs, or a base spec and a grid")
-        if req.specs:
+        elif req.specs:
             specs, prefix = list(req.specs), "specs[{}]."
         elif req.HasField("base"):
             n = grid_size(req.grid)

@@ -30,7 +30,7 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 from fusetrain.wire.errors import InvalidArgument, ResourceExhausted
 from fusetrain.wire.metrics import epoch_message
 
-from . import executor as ex, jobfn, specs
+from . import executor as ex, jobfn, search, specs
 from .config import ServiceLimits
 
 EventFn = Callable[[pb.JobEvent], None]
@@ -105,6 +105,9 @@ def train(spec: job_pb2.JobSpec, datasets: Optional[Datasets] = None, *, threads
         try:
             job = specs.to_engine(spec, limits, threads)
             specs.check_data(spec, job, data.shapes.get, limits)
+            if spec.HasField("search"):    # a search job (its candidates are checked as they are made)
+                search.fill_defaults(spec)
+                search.check(spec, limits.max_batch_jobs, limits.max_epochs)
         except engine.LimitExceeded as exc:
             raise ResourceExhausted("", str(exc)) from None
         except engine.InvalidSpec as exc:

@@ -23,11 +23,12 @@ import numpy as np
 from fusetrain import engine
 from fusetrain.v1 import job_pb2
 
-from . import executor as ex, history
+from . import executor as ex
 from .dataprep import fit_normalization, normalization_kind, normalize, split_folds
 from .errors import ResourceExhausted
 from .files import Files
-from .messages import result_message
+from .payload import result_payload
+from .searchjob import run_search
 from .specs import check_memory, engine_limits, load_source, load_weights, to_engine
 
 log = logging.getLogger("fusetrain.worker")
@@ -71,7 +72,9 @@ def run_job(task: ex.Task, ctx) -> ex.Outcome:
         return ex.Outcome(ex.FAILED, "ENGINE_ERROR", last, attempt=task.attempt, started_at=started)
 
 
-def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
+def prepare_data(task: ex.Task):
+    """(spec, engine job, files, (x, y, row weights), (x_val, y_val, their weights), normalisation) of a
+    task, loaded and checked (weights None when the data has none)."""
     spec = job_pb2.JobSpec.FromString(task.spec)
     files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
     files.root = Path(task.data_dir)
@@ -92,9 +95,11 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
             keep, _, val, _ = split_folds(np.arange(len(x)), y, spec.data.cross_validation, job.model.loss)
             w, w_val = w[keep], w[val]
         x, y, x_val, y_val = split_folds(x, y, spec.data.cross_validation, job.model.loss)
-    if job.config.validation_fraction > 0 and x_val is None and normalization_kind(spec.model.normalization):
-        # Fit the normalisation on the training rows only: hold out the very rows the engine
-        # would (its own split, same seed) and hand them over as a separate validation set.
+    if job.config.validation_fraction > 0 and x_val is None and (normalization_kind(spec.model.normalization)
+                                                                 or spec.HasField("search")):
+        # Fit the normalisation on the training rows only (and give a search's candidates one
+        # set of validation rows): hold out the very rows the engine would (its own split, same
+        # seed) and hand them over as a separate validation set.
         if w is not None:
             keep, val = engine.validation_rows(job.config, len(x))
             w, w_val = w[keep], w[val]
@@ -107,6 +112,17 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
             x_val = normalize(x_val, norm[1], norm[2], job.model.dtype)
     # Again in the worker, with the rows as loaded, before the engine allocates anything.
     check_memory(job, len(x), 0 if x_val is None else len(x_val), task.limits)
+    return spec, job, files, (x, y, w), (x_val, y_val, w_val), norm
+
+
+def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
+    spec, job, files, (x, y, w), (x_val, y_val, w_val), norm = prepare_data(task)
+    if spec.HasField("search"):
+        if w is not None or w_val is not None:
+            field = "data.train" if w is not None else "data.validation"
+            raise engine.InvalidSpec(field, "a search does not take row weights (sample_weight, weight_array); "
+                                            "class weights (training.class_weight) are fine")
+        return run_search(task, spec, (x, y, x_val, y_val), norm, ctx, deadline, started)
     state = None
     if task.resume_state is not None:   # a retry after a worker died: its last checkpoint
         state = engine.TrainState.from_arrays(task.resume_state)
@@ -160,23 +176,7 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         # the executor can carry them (ctx.report_last: one message, not two); else a report now.
         getattr(ctx, "report_last", ctx.report)(ex.EPOCHS, tail)
     pending.clear()
-    out = {
-        "weights": [(np.asarray(w), np.asarray(b)) for w, b in result.weights],
-        "history": history.thin(rows, job.config.epochs, task.limits.max_history_rows),
-        "final": dict(result.final),
-        "stop_reason": result.stop_reason,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch or 0,
-        "compile_seconds": result.compile_seconds,
-        "train_seconds": result.train_seconds,
-        "dtype": job.model.dtype,
-        "normalization": norm,
-        "class_names": list(spec.data.class_names),
-        "blas_kernel": " ".join(str(v) for v in result.blas.values() if v),
-    }
-    # The JobResult message is built here, in parallel across workers, not in the server's one
-    # recorder thread; the server stores these bytes as they are.
-    out["encoded"] = result_message(out).SerializeToString()
+    out = result_payload(result, rows, job, task, norm, spec)
     outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
         status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
     if result.stop_reason == engine.DIVERGED:

@@ -61,8 +61,10 @@ class Predictor:
                 self._cache.move_to_end(row["id"])
                 return (*entry[1:4], entry[5])
         spec = job_pb2.JobSpec.FromString(row["spec"])
-        model = to_engine(spec, self.limits, self.config.threads_per_worker).model
         result = pb.JobResult.FromString(self.store.result(row["result_sha"]))
+        if result.HasField("search"):     # a search job predicts with its winner
+            spec = result.search.winner_spec
+        model = to_engine(spec, self.limits, self.config.threads_per_worker).model
         weights, norm = result_weights(result), result_normalization(result)
         names = tuple(spec.data.class_names)   # the training data's label names, when it kept them
         size = sum(w.nbytes + b.nbytes for w, b in weights)

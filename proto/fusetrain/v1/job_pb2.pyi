@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -227,7 +228,7 @@ class Data(_message.Message):
     def __init__(self, train: _Optional[_Union[DataSource, _Mapping]] = ..., validation: _Optional[_Union[DataSource, _Mapping]] = ..., cross_validation: _Optional[_Union[CrossValidation, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "labels", "model", "optimizer", "training", "data", "priority")
+    __slots__ = ("name", "labels", "model", "optimizer", "training", "data", "priority", "search")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +243,7 @@ class JobSpec(_message.Message):
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     model: Model
@@ -249,4 +251,39 @@ class JobSpec(_message.Message):
     training: Training
     data: Data
     priority: int
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., optimizer: _Optional[_Union[Optimizer, _Mapping]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., data: _Optional[_Union[Data, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    search: Search
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., optimizer: _Optional[_Union[Optimizer, _Mapping]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., data: _Optional[_Union[Data, _Mapping]] = ..., priority: _Optional[int] = ..., search: _Optional[_Union[Search, _Mapping]] = ...) -> None: ...
+
+class Search(_message.Message):
+    __slots__ = ("kind", "params", "candidates", "max_epochs", "min_epochs", "eta", "seed", "metric")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MIN_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    params: _containers.RepeatedCompositeFieldContainer[SearchParam]
+    candidates: int
+    max_epochs: int
+    min_epochs: int
+    eta: float
+    seed: int
+    metric: str
+    def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Iterable[_Union[SearchParam, _Mapping]]] = ..., candidates: _Optional[int] = ..., max_epochs: _Optional[int] = ..., min_epochs: _Optional[int] = ..., eta: _Optional[float] = ..., seed: _Optional[int] = ..., metric: _Optional[str] = ...) -> None: ...
+
+class SearchParam(_message.Message):
+    __slots__ = ("field", "distribution", "low", "high", "choices")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    distribution: str
+    low: float
+    high: float
+    choices: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    def __init__(self, field: _Optional[str] = ..., distribution: _Optional[str] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., choices: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...

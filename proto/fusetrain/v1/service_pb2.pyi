@@ -225,7 +225,7 @@ class GridAxis(_message.Message):
     def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
-    __slots__ = ("specs", "base", "grid", "request_id", "labels")
+    __slots__ = ("specs", "base", "grid", "request_id", "labels", "search")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -238,12 +238,14 @@ class SubmitJobsRequest(_message.Message):
     GRID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
     specs: _containers.RepeatedCompositeFieldContainer[_job_pb2.JobSpec]
     base: _job_pb2.JobSpec
     grid: _containers.RepeatedCompositeFieldContainer[GridAxis]
     request_id: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, specs: _Optional[_Iterable[_Union[_job_pb2.JobSpec, _Mapping]]] = ..., base: _Optional[_Union[_job_pb2.JobSpec, _Mapping]] = ..., grid: _Optional[_Iterable[_Union[GridAxis, _Mapping]]] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    search: _job_pb2.Search
+    def __init__(self, specs: _Optional[_Iterable[_Union[_job_pb2.JobSpec, _Mapping]]] = ..., base: _Optional[_Union[_job_pb2.JobSpec, _Mapping]] = ..., grid: _Optional[_Iterable[_Union[GridAxis, _Mapping]]] = ..., request_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., search: _Optional[_Union[_job_pb2.Search, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
     __slots__ = ("batch_id", "jobs")
@@ -488,7 +490,7 @@ class LayerWeights(_message.Message):
     def __init__(self, weights: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ..., bias: _Optional[_Union[_job_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization", "blas_kernel", "class_names")
+    __slots__ = ("job_id", "state", "stop_reason", "layers", "history", "final", "timings", "weights_sha256", "attempt", "epochs_run", "best_epoch", "dtype", "normalization", "blas_kernel", "class_names", "search")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -504,6 +506,7 @@ class JobResult(_message.Message):
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     BLAS_KERNEL_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     stop_reason: str
@@ -519,7 +522,50 @@ class JobResult(_message.Message):
     normalization: _job_pb2.Normalization
     blas_kernel: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ..., blas_kernel: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    search: SearchResult
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stop_reason: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerWeights, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., final: _Optional[_Union[FinalMetrics, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., weights_sha256: _Optional[str] = ..., attempt: _Optional[int] = ..., epochs_run: _Optional[int] = ..., best_epoch: _Optional[int] = ..., dtype: _Optional[str] = ..., normalization: _Optional[_Union[_job_pb2.Normalization, _Mapping]] = ..., blas_kernel: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., search: _Optional[_Union[SearchResult, _Mapping]] = ...) -> None: ...
+
+class SearchRung(_message.Message):
+    __slots__ = ("epochs", "value")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    value: float
+    def __init__(self, epochs: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
+
+class SearchCandidate(_message.Message):
+    __slots__ = ("index", "params", "rungs", "epochs", "value", "diverged")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RUNGS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DIVERGED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    params: _struct_pb2.Struct
+    rungs: _containers.RepeatedCompositeFieldContainer[SearchRung]
+    epochs: int
+    value: float
+    diverged: bool
+    def __init__(self, index: _Optional[int] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., rungs: _Optional[_Iterable[_Union[SearchRung, _Mapping]]] = ..., epochs: _Optional[int] = ..., value: _Optional[float] = ..., diverged: _Optional[bool] = ...) -> None: ...
+
+class SearchResult(_message.Message):
+    __slots__ = ("kind", "metric", "candidates", "winner", "winner_spec", "model_epochs", "value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    WINNER_SPEC_FIELD_NUMBER: _ClassVar[int]
+    MODEL_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    metric: str
+    candidates: _containers.RepeatedCompositeFieldContainer[SearchCandidate]
+    winner: int
+    winner_spec: _job_pb2.JobSpec
+    model_epochs: int
+    value: float
+    def __init__(self, kind: _Optional[str] = ..., metric: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[SearchCandidate, _Mapping]]] = ..., winner: _Optional[int] = ..., winner_spec: _Optional[_Union[_job_pb2.JobSpec, _Mapping]] = ..., model_epochs: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("job_id", "x")
