@@ -384,3 +384,11 @@ def test_dropout_weights_and_plateau_job_file(cli, tmp_path):
         want = c.predict(remote["job_id"], x)
     got = session.run(None, {"x": x.astype(np.float32)})[0]
     assert np.abs(got - want).max() <= 1e-5
+    # Bad settings exit 3 and name the field, here and with --local.
+    for args, field in ((("--set", "model.layers[1].dropout=0.5"), "model.layers[1].dropout"),
+                        (("--set", "optimizer.schedule.patience=0"), "optimizer.schedule.patience"),
+                        (("--set", "training.validation_fraction=0"), "optimizer.schedule.monitor"),
+                        (("--set", "optimizer.schedule.kind=cosine"), "optimizer.schedule.factor")):
+        for local in ((), ("--local",)):
+            code, _, err = cli("train", path, *args, *local, "--no-progress")
+            assert code == 3 and field in err, (args, local, err)

@@ -204,6 +204,12 @@ def test_server_fit_matches_in_process(server_address):
     assert np.array_equal(remote.predict(x), local.predict(x))
     reg = small(FusetrainRegressor, server=server_address).fit(x[:, :3], x[:, 3])
     assert reg.score(x[:, :3], x[:, 3]) > 0.8
+    # Sample weights and the plateau schedule travel with the job: the same bits again.
+    w = 1.0 + (np.arange(len(x)) % 3)
+    local = small(FusetrainClassifier, schedule="plateau").fit(x, y, sample_weight=w)
+    remote = small(FusetrainClassifier, schedule="plateau", server=server_address).fit(x, y, sample_weight=w)
+    for a, b in zip(local.coefs_ + local.intercepts_, remote.coefs_ + remote.intercepts_):
+        assert np.array_equal(a, b)
 
 
 def test_server_in_grid_search_and_large_data(server_address):
