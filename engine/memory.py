@@ -18,11 +18,16 @@
     data         R · W · 8                  the arrays as loaded (float64), and one copy in the
                  + c · R · W · s            model dtype for each of: a float32 model (the cast),
                                             a validation_fraction (the split)
-    history      300 · E                    per-epoch metrics: the history's rows (64 bytes each)
+    scores       8 · (max(3, 2 · O) · M + V) the scores of metrics.py: the true classes of the
+                                            validation rows, then of the training rows with a
+                                            prediction and a code per row (class targets), or
+                                            two float64 copies of the outputs (regression)
+    history      400 · E                    per-epoch metrics: the history's rows (96 bytes each)
                                             and the state's copy of them, and, when training runs
                                             unwatched (one chunk of every epoch), the chunk's
                                             learning rates, losses, counts and rows (measured 288
-                                            bytes an epoch unwatched, 229 with a callback)
+                                            bytes an epoch unwatched, 229 with a callback, with
+                                            8 columns; 12 columns add 3 · 32)
     runtime      1 MiB + 8 MiB with BLAS    small arrays and allocator slack, and the BLAS packing
                                             buffers a first large GEMM touches (measured up to
                                             7.2 MiB; no more with 2 threads than with 1)
@@ -45,7 +50,7 @@ from .config import EVAL_BLOCK_ROWS, HAND_LOOP_MAX_MACS
 from .registry import OPTIMIZER_SLOTS
 from .spec import ModelSpec, OptimizerSpec, TrainConfig
 
-HISTORY_BYTES_PER_EPOCH = 300
+HISTORY_BYTES_PER_EPOCH = 400
 RUNTIME_BYTES = 1 << 20
 BLAS_BYTES = 8 << 20
 
@@ -97,6 +102,7 @@ def terms(model: ModelSpec, optimizer: OptimizerSpec, config: TrainConfig, rows:
                        + max(min(metric_rows, EVAL_BLOCK_ROWS) * units, metric_rows * model.outputs)) * item,
         "order": n * 8,
         "data": (n + v) * width * (8 + copies * item),
+        "scores": 8 * (max(3, 2 * model.outputs) * metric_rows + v),
         "history": int(config.epochs) * HISTORY_BYTES_PER_EPOCH,
         "runtime": RUNTIME_BYTES + BLAS_BYTES * blas,
     }

@@ -90,19 +90,20 @@ class Scorer:
         self.rule = rule
         self.w = None if w is None else np.asarray(w, np.float64).reshape(-1)
         self.names = score_names(rule)
-        self.y = np.asarray(y, np.float64)
-        self.outputs = self.y.shape[1]
+        self.y = y                       # kept as given: no copy (memory.py counts what scoring adds)
+        self.outputs = y.shape[1]
         if rule == NO_ACCURACY:
-            mean = self._sums(self.y) / (len(self.y) if self.w is None else self.w.sum())
-            centred = self.y - mean
-            self.sst = self._sums(centred * centred).tolist()       # (O,) the spread: R²'s denominator
+            centred = y.astype(np.float64)
+            centred -= self._sums(centred) / (len(y) if self.w is None else self.w.sum())
+            centred *= centred
+            self.sst = self._sums(centred).tolist()                   # (O,) the spread: R²'s denominator
         elif rule == ARGMAX or self.outputs == 1:
             # One class per row: confusion counts by bincount of (true class * C + predicted class).
             self.n_classes = self.outputs if rule == ARGMAX else 2
-            true = np.argmax(self.y, axis=1) if rule == ARGMAX else (self.y[:, 0] > 0.5).astype(np.int64)
-            self.base = true * self.n_classes
+            self.base = np.argmax(y, axis=1) if rule == ARGMAX else (y[:, 0] > 0.5).astype(np.int64)
+            self.base *= self.n_classes
         else:
-            self.true = self.y > 0.5                                   # multi-label (N, O)
+            self.true = y > 0.5                                        # multi-label (N, O)
 
     def _sums(self, values: np.ndarray) -> np.ndarray:
         """(O,) weighted sums over the rows of values (N, O)."""
@@ -135,7 +136,8 @@ class Scorer:
         d = out.astype(np.float64)
         d -= self.y
         sae = self._sums(np.abs(d)).tolist()
-        sse = self._sums(d * d).tolist()
+        d *= d
+        sse = self._sums(d).tolist()
         n = len(d) if self.w is None else float(self.w.sum())
         r2 = [1.0 - e / t if t > 0 else float(e == 0) for e, t in zip(sse, self.sst)]   # sklearn's force_finite
         return {"mae": sum(sae) / (n * self.outputs), "rmse": sum(math.sqrt(e / n) for e in sse) / self.outputs,
