@@ -39,12 +39,18 @@ def pack_epoch_block(metrics: np.ndarray, when: float) -> bytes:
     return block.tobytes()
 
 
-def epoch_events(job_id: str, first: int, payload: bytes, count: int) -> list[pb.JobEvent]:
-    """The `count` epoch events of a stored block; a block stored before the later metrics were
-    added has fewer columns, and those metrics are left unset."""
+def epoch_block(payload: bytes, count: int) -> np.ndarray:
+    """A stored block of `count` epochs as float64 rows of (time, METRIC_FIELDS...); a block stored
+    before the later metrics were added has fewer columns, and those read NaN."""
     block = np.frombuffer(payload, dtype="<f8").reshape(count, -1)
     if block.shape[1] < len(METRIC_FIELDS) + 1:
         block = np.hstack([block, np.full((count, len(METRIC_FIELDS) + 1 - block.shape[1]), np.nan)])
+    return block
+
+
+def epoch_events(job_id: str, first: int, payload: bytes, count: int) -> list[pb.JobEvent]:
+    """The `count` epoch events of a stored block (epoch_block); metrics it lacks are left unset."""
+    block = epoch_block(payload, count)
     return [pb.JobEvent(job_id=job_id, sequence=first + i, time=timestamp(row[0]),
                         epoch=epoch_metrics(row[1:])) for i, row in enumerate(block)]
 

@@ -82,9 +82,9 @@ def read_events(store, job_id: str, after: int) -> tuple[list, int]:
     items, last = [], after
     while True:
         page = store.events(job_id, last, PAGE_ROWS)
-        for first, kind, payload in page:
+        for first, last_seq, kind, payload in page:
             if kind == 1:
-                whole = views.curve_points(payload)
+                whole = views.curve_points(payload, last_seq - first + 1)
                 block = whole[max(0, last + 1 - first):]
                 if block:
                     last = first + len(whole) - 1

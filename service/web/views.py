@@ -20,6 +20,7 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from .. import history
 from ..executor import METRIC_FIELDS
+from ..messages import epoch_block
 from ..messages import state_name
 
 CURVE_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate")
@@ -87,9 +88,9 @@ def result_dict(r: pb.JobResult) -> dict:
                         "train": r.timings.train_seconds, "total": r.timings.total_seconds}}
 
 
-def curve_points(block: bytes) -> list[list]:
-    """The points of one stored epoch block (float64 rows of time, METRIC_FIELDS)."""
-    rows = np.frombuffer(block, dtype="<f8").reshape(-1, len(METRIC_FIELDS) + 1)[:, _CURVE_COLS]
+def curve_points(payload: bytes, count: int) -> list[list]:
+    """The points of one stored block of `count` epochs (messages.epoch_block)."""
+    rows = epoch_block(payload, count)[:, _CURVE_COLS]
     return [[v if math.isfinite(v) else None for v in row] for row in rows.tolist()]
 
 

@@ -24,9 +24,14 @@ def _rows(epochs) -> np.ndarray:
 
 
 def test_curve_points_come_from_a_stored_block_with_missing_metrics_as_none():
-    points = views.curve_points(pack_epoch_block(_rows([1, 2, 3]), when=5.0))
+    points = views.curve_points(pack_epoch_block(_rows([1, 2, 3]), when=5.0), 3)
     assert points == [[1.0, 1.0, None, None, None, 0.1], [2.0, 0.5, None, None, None, 0.1],
                       [3.0, 1 / 3, None, None, None, 0.1]]
+
+
+def test_curve_points_of_a_block_stored_before_the_later_metrics_were_added():
+    old = pack_epoch_block(_rows([1, 2])[:, :8], when=5.0)      # the first eight metrics only
+    assert views.curve_points(old, 2) == [[1.0, 1.0, None, None, None, 0.1], [2.0, 0.5, None, None, None, 0.1]]
 
 
 @pytest.mark.parametrize("n, limit", [(10, 100), (1000, 100), (12_345, 2000), (7, 3)])
