@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from fusetrain.v1 import job_pb2
 from fusetrain.wire.metrics import EPOCH_FIELDS
 
 # Outcome.status values.
@@ -71,6 +72,12 @@ class Outcome:
     state: Optional[dict] = None   # TrainState.arrays() when SUSPENDED
     attempt: int = 0
     started_at: Optional[float] = None
+
+
+def retries_allowed(task: Task, server_max: int) -> int:
+    """The server's retry count, or the job's own `training.max_retries` when that is lower."""
+    training = job_pb2.JobSpec.FromString(task.spec).training
+    return min(server_max, training.max_retries) if training.HasField("max_retries") else server_max
 
 
 ProgressFn = Callable[[str, str, object], None]

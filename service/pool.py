@@ -26,8 +26,6 @@ from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import Optional
 
-from fusetrain.v1 import job_pb2
-
 from . import executor as ex
 from .fairshare import FairTurns
 from .recorder import trace
@@ -37,12 +35,6 @@ log = logging.getLogger("fusetrain.pool")
 
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _env_lock = threading.Lock()
-
-
-def _retries_allowed(task: ex.Task, server_max: int) -> int:
-    """The server's retry count, or the job's own `training.max_retries` when that is lower."""
-    training = job_pb2.JobSpec.FromString(task.spec).training
-    return min(server_max, training.max_retries) if training.HasField("max_retries") else server_max
 
 
 class _Slot:
@@ -367,7 +359,7 @@ class ProcessPool(ex.Executor):
         """Queue a dead worker's task again, first, from its last checkpoint (lock held); False when
         its retries are spent, the pool is closing or the task is no longer wanted."""
         done = self._retried.get(task.job_id, 0)
-        if self._closing or done >= _retries_allowed(task, self._max_retries) or task.job_id not in self._futures:
+        if self._closing or done >= ex.retries_allowed(task, self._max_retries) or task.job_id not in self._futures:
             return False
         self._retried[task.job_id] = done + 1
         again = replace(task, attempt=task.attempt + 1,

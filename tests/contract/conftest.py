@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -77,6 +78,8 @@ def backend(request):
         assert executor.wait_ready(300)
     else:
         from fusetrain.service.ray_executor import RayExecutor
+        # The node's file cache (ray_files): a temp dir of the tests, handed to Ray's workers.
+        os.environ.setdefault("FUSETRAIN_NODE_CACHE", tempfile.mkdtemp(prefix="fusetrain-node-"))
         executor = RayExecutor(recorder, address="local", workers=2, threads_per_worker=1, force_grace=2.0)
         assert executor.wait_ready(300)
     yield request.param, executor, recorder
