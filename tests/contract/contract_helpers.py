@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import threading
+from collections import defaultdict
 
 import numpy as np
 
@@ -22,6 +24,40 @@ def task(spec, threads: int = 1, time_limit: float = 600.0) -> ex.Task:
     return ex.Task(job_id=f"contract-{next(_ids)}", attempt=1, spec=spec.SerializeToString(),
                    data_dir=_data_dir, threads=threads, time_limit=time_limit, checkpoint_seconds=60.0,
                    limits=LIMITS, threads_per_worker=1)
+
+
+class Recorder:
+    """The executor's on_progress: every (kind, payload) per job, and a way to wait for one."""
+
+    def __init__(self):
+        self.events = defaultdict(list)
+        self.cv = threading.Condition()
+
+    def __call__(self, job_id, kind, payload):
+        with self.cv:
+            self.events[job_id].append((kind, payload))
+            self.cv.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 60.0):
+        with self.cv:
+            if not self.cv.wait_for(predicate, timeout):
+                raise TimeoutError("no such progress within %g s" % timeout)
+
+    def kinds(self, job_id):
+        with self.cv:
+            return [k for k, _ in self.events[job_id]]
+
+    def started(self, job_id):
+        with self.cv:
+            return [p for k, p in self.events[job_id] if k == "started"]
+
+    def epochs(self, job_id) -> int:
+        with self.cv:
+            return sum(len(p) for k, p in self.events[job_id] if k == "epochs")
+
+    def checkpoints(self, job_id) -> int:
+        with self.cv:
+            return sum(1 for k, _ in self.events[job_id] if k == "checkpoint")
 
 
 class _Quiet:

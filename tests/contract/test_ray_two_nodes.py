@@ -28,11 +28,11 @@ import pytest
 
 from fusetrain.service import executor as ex
 
-from conftest import RAY_ENABLED, Recorder
-from contract_helpers import assert_same_result, dataset_task, reference
+from contract_helpers import Recorder, assert_same_result, dataset_task, reference
 from service_helpers import long_spec, seeds_data
 from test_executor_contract import _seeds_spec
 
+RAY_ENABLED = os.environ.get("FUSETRAIN_TEST_RAY") == "1"
 pytestmark = pytest.mark.skipif(not RAY_ENABLED, reason="runs under `make test-ray` (FUSETRAIN_TEST_RAY=1)")
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -75,7 +75,7 @@ class Node:
             env["NUMBA_CACHE_DIR"] = str(cache.base_dir())
         self.home = Path(env["HOME"])
         cmd = [RAY, "start", "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp}", "--disable-usage-stats",
-               f"--dashboard-agent-listen-port={_free_port()}", *args]
+               f"--dashboard-agent-listen-port={_free_port()}", "--object-store-memory=200000000", *args]
         # A session of its own: the node's processes are one process group, ended by stop().
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)

@@ -30,7 +30,9 @@ def _ray_processes() -> set[int]:
 
 def test_serve_on_a_private_ray(tmp_path):
     before = _ray_processes()
-    proc = ServerProcess(tmp_path / "data", "--executor", "ray", "--ray-address", "local", "--workers", "2")
+    node_cache = tmp_path / "node-cache"        # Ray's workers read files from here, not from data/
+    proc = ServerProcess(tmp_path / "data", "--executor", "ray", "--ray-address", "local", "--workers", "2",
+                         env={"FUSETRAIN_NODE_CACHE": str(node_cache)})
     try:
         proc.wait_healthy()
         assert _ray_processes() - before, "the server started no Ray"
@@ -49,6 +51,7 @@ def test_serve_on_a_private_ray(tmp_path):
             batch = stub.SubmitJobs(pb.SubmitJobsRequest(base=seeds_spec(ds.id, epochs=20),
                                                          grid=[pb.GridAxis(field="model.seed", values=seeds)]))
             assert all(wait_done(stub, j.id).state == pb.SUCCEEDED for j in batch.jobs)
+            assert (node_cache / "datasets" / f"{ds.id}.npz").exists()
 
             running = stub.SubmitJob(pb.SubmitJobRequest(spec=long_spec()))
             for _ in range(200):
