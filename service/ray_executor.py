@@ -111,10 +111,18 @@ class RayExecutor(ex.Executor):
         _CRASHES = (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, rex.ObjectLostError,
                     rex.OutOfMemoryError, rex.RaySystemError)
         if self.private:
-            ray.init(num_cpus=max(1, workers * threads_per_worker), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", object_store_memory=object_store_bytes,
-                     runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
-                     configure_logging=False)
+            for tries_left in (1, 0):
+                try:
+                    ray.init(num_cpus=max(1, workers * threads_per_worker), include_dashboard=False,
+                             _node_ip_address="127.0.0.1", object_store_memory=object_store_bytes,
+                             runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
+                             configure_logging=False)
+                    break
+                except Exception as exc:   # noqa: BLE001 - Ray waits 30 s for its raylet: a loaded machine
+                    if not tries_left or "timed out during startup" not in str(exc):
+                        raise
+                    log.warning("the private Ray did not start (%s); starting it once more", exc)
+                    ray.shutdown()
         else:
             ray.init(address=address, runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
                      configure_logging=False)
