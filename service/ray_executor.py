@@ -1,23 +1,28 @@
 """RayExecutor: the Executor on a Ray cluster; each job attempt is one Ray task running jobfn.run_job.
 
-    server process (the Ray driver)                 Ray workers (any node)
-    submit(task) -> _job.remote(task, token, hub)   _job: hub.begin, STARTED, run_job(task, ctx)
-    _loop: ray.wait(refs), hub.drain() -> on_progress   ctx.report    -> hub.report   (fire and forget)
-           resolve futures (after draining the hub)     ctx.stop_requested -> hub.stop (polled)
+    server process (the Ray driver)                    Ray workers (any node)
+    submit(task): queued here, by priority and turn    ray_task.job: hub.begin, fetch files, STARTED,
+    _dispatch: to Ray while the cluster has free CPUs    run_job(task, ctx)
+    _loop: ray.wait(refs), hub.drain() -> on_progress  ctx.report -> hub.report (fire and forget)
+           resolve futures (after draining the hub)    ctx.stop_requested -> hub.stop (polled)
     cancel: hub.set_stop (graceful) | ray.cancel(force=True)
 
-One small actor, the hub (`_Hub`, 0 CPUs, on the driver's node), carries progress one way and stop
-flags the other: the job function talks only to its `ctx`, as in a pool worker, and only the server
-writes the store. A task reserves `num_cpus` = the job's thread count; the engine sets Numba's and
-BLAS's thread counts from the job inside the task. Ray is imported when a RayExecutor is made (after
-the private cluster's token is in the environment: Ray reads it once) and in Ray's workers.
+The queue is the local pool's: higher JobSpec priority first, owners taking turns at equal priority
+(fairshare.FairTurns), and the driver hands Ray only as many tasks as the cluster has CPUs, so Ray's
+own first-come order never decides. Files reach the workers through Ray's object store
+(ray_files): no node but the server's reads the data directory. Ray is imported when a RayExecutor
+is made (after the private cluster's token is in the environment: Ray reads it once) and in Ray's
+workers.
 
-Worker or node death: Ray runs the task again up to `max_retries` times (the hub counts the starts,
-so each run reports its attempt number); after that the job FAILS with WORKER_CRASHED.
+Worker or node death: the executor (not Ray: its tasks have max_retries=0) queues the job again,
+first, as attempt + 1 resuming from the last checkpoint the driver saw, up to
+executor.retries_allowed times (the server's maximum, lowered by the job's own
+training.max_retries); after that the job FAILS with WORKER_CRASHED.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import os
@@ -26,118 +31,39 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from . import executor as ex
+from .fairshare import FairTurns
+from .ray_files import NODE_CACHE_VAR, FileShipper
+from .ray_task import Hub, job, warm
 
 log = logging.getLogger("fusetrain.ray")
 
 POLL_SECONDS = 0.02          # how often the driver collects progress and finished tasks
-STOP_POLL_SECONDS = 0.05     # how often a running job asks the hub for a stop flag
-LOCAL = ("", "local")
-ray = rex = None             # imported by RayExecutor()        # --ray-address values that start a private single-node Ray
+CLUSTER_SECONDS = 0.5        # how often it asks Ray for the cluster's CPUs (nodes join and leave)
+LOCAL = ("", "local")        # --ray-address values that start a private single-node Ray
+ray = rex = None             # imported by RayExecutor()
 _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class _Hub:
-    """The actor between running jobs and the server. A plain (one-at-a-time) actor: calls from one
-    caller run in the order they were sent, so a job's events arrive in order."""
-
-    def __init__(self):
-        self.events: list = []
-        self.stops: dict = {}
-        self.starts: dict = {}
-
-    def begin(self, token: int):
-        """A run of `token` starts: how many runs it has had (1 the first time), and its stop flag."""
-        self.starts[token] = self.starts.get(token, 0) + 1
-        return self.starts[token], self.stops.get(token)
-
-    def report(self, token: int, kind: str, payload) -> None:
-        self.events.append((token, kind, payload))
-
-    def stop(self, token: int):
-        return self.stops.get(token)
-
-    def set_stop(self, token: int, mode: str) -> None:
-        self.stops[token] = mode
-
-    def drain(self) -> list:
-        events, self.events = self.events, []
-        return events
-
-    def forget(self, tokens: list) -> None:
-        for token in tokens:
-            self.stops.pop(token, None)
-            self.starts.pop(token, None)
-
-
-class _Context:
-    """What jobfn.run_job sees of a Ray task: report() to the hub, stop_requested() from it."""
-
-    def __init__(self, hub, token: int, stop: Optional[str]):
-        self.hub, self.token, self.stop = hub, token, stop
-        self.last = None                 # the ref of the last report
-        self.pending = None              # an outstanding hub.stop call
-        self.asked = time.monotonic()
-
-    def report(self, kind: str, payload) -> None:
-        self.last = self.hub.report.remote(self.token, kind, payload)
-
-    def stop_requested(self):
-        import ray
-        if self.stop is not None:
-            return self.stop
-        if self.pending is not None:
-            ready, _ = ray.wait([self.pending], timeout=0)
-            if ready:
-                self.stop, self.pending = ray.get(ready[0]), None
-        elif time.monotonic() - self.asked >= STOP_POLL_SECONDS:
-            self.pending, self.asked = self.hub.stop.remote(self.token), time.monotonic()
-        return self.stop
-
-
-def _job(task: ex.Task, token: int, hub) -> ex.Outcome:
-    """The Ray task: one run of one job attempt (the body a pool worker runs for a task)."""
-    import numba
-    import ray
-
-    from .jobfn import run_job
-
-    runs, stop = ray.get(hub.begin.remote(token))
-    task.attempt += runs - 1             # Ray ran it again after a worker or node died
-    if stop is not None:
-        return ex.Outcome(ex.CANCELLED, message="cancelled before it started", attempt=task.attempt)
-    numba.set_num_threads(max(1, min(task.threads, numba.config.NUMBA_NUM_THREADS)))
-    ctx = _Context(hub, token, None)
-    ctx.report(ex.STARTED, {"attempt": task.attempt, "time": time.time(), "worker": os.getpid(),
-                            "node": ray.get_runtime_context().get_node_id()})
-    outcome = run_job(task, ctx)
-    ray.get(ctx.last)                    # every report is in the hub before the outcome is seen
-    return outcome
-
-
-def _warm() -> float:
-    """Load (or compile) the engine's kernels in a worker process; the seconds it took."""
-    from fusetrain import engine
-    t0 = time.perf_counter()
-    engine.warmup()
-    return time.perf_counter() - t0
+_CRASHES = ()                # Ray's errors for a dead worker or node (set on import)
 
 
 @dataclass
 class _Run:
-    """One submitted attempt and what the driver knows of it."""
+    """One attempt of a job and what the driver knows of it."""
 
     task: ex.Task
     token: int
     future: Future
-    ref: object = None
+    cpus: int = 1
+    ref: object = None               # set once it is handed to Ray
     started: bool = False
     deadline: Optional[float] = None
     kill_outcome: Optional[ex.Outcome] = None
     abandoned: bool = False          # its future was resolved already (cancelled before it started)
+    last_state: Optional[dict] = None   # its latest checkpoint (TrainState arrays)
+    retried: int = 0                 # runs of the job again before this one
 
 
 class RayExecutor(ex.Executor):
@@ -153,16 +79,23 @@ class RayExecutor(ex.Executor):
         self._force_grace = force_grace
         self._max_retries = max_retries
         self._lock = threading.RLock()
-        self._runs: dict[str, _Run] = {}           # job id -> run, while its future is unresolved
+        self._runs: dict[str, _Run] = {}           # job id -> its current run, while its future is open
+        self._queue: list = []                     # ((-priority, turn, order), run), next first
+        self._turns = FairTurns()
+        self._order = itertools.count()
         self._by_ref: dict = {}                    # ObjectRef -> run, while the task is in Ray
+        self._by_token: dict[int, _Run] = {}
         self._tokens = itertools.count(1)
+        self._cpus = 0.0                           # the cluster's CPUs, as last seen
+        self._busy = 0                             # CPUs of the tasks handed to Ray
         self._closing = False
         self._stopped = threading.Event()
         self._wake = threading.Event()
         self._ready = threading.Event()
         env = {k: str(threads_per_worker) for k in _THREAD_VARS}
-        if os.environ.get("NUMBA_CACHE_DIR"):
-            env["NUMBA_CACHE_DIR"] = os.environ["NUMBA_CACHE_DIR"]
+        for var in ("NUMBA_CACHE_DIR", NODE_CACHE_VAR):     # the server's choice, when it made one
+            if os.environ.get(var):
+                env[var] = os.environ[var]
         runtime_env = {"env_vars": env}
         t0 = time.perf_counter()
         self.private = address in LOCAL
@@ -171,30 +104,42 @@ class RayExecutor(ex.Executor):
             # (in this process's environment, inherited by Ray's processes; nothing written to disk).
             os.environ["RAY_AUTH_MODE"] = "token"
             os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        global ray, rex
+        global ray, rex, _CRASHES
         import ray
         from ray import exceptions as rex
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        _CRASHES = (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, rex.ObjectLostError,
+                    rex.OutOfMemoryError, rex.RaySystemError)
         if self.private:
-            ray.init(num_cpus=max(1, workers * threads_per_worker), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", object_store_memory=object_store_bytes,
-                     runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
-                     configure_logging=False)
+            for tries_left in (1, 0):
+                try:
+                    ray.init(num_cpus=max(1, workers * threads_per_worker), include_dashboard=False,
+                             _node_ip_address="127.0.0.1", object_store_memory=object_store_bytes,
+                             runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
+                             configure_logging=False)
+                    break
+                except Exception as exc:   # noqa: BLE001 - Ray waits 30 s for its raylet: a loaded machine
+                    if not tries_left or "timed out during startup" not in str(exc):
+                        raise
+                    log.warning("the private Ray did not start (%s); starting it once more", exc)
+                    ray.shutdown()
         else:
             ray.init(address=address, runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
                      configure_logging=False)
         self.start_seconds = time.perf_counter() - t0
         resources = ray.cluster_resources()
+        self._cpus, self._cpus_at = resources.get("CPU", 0.0), time.monotonic()
         log.info("ray %s: %s cluster with %g CPUs on %d node(s), connected in %.2f s", ray.__version__,
-                 "a private" if self.private else f"the {address}", resources.get("CPU", 0),
+                 "a private" if self.private else f"the {address}", self._cpus,
                  len([n for n in ray.nodes() if n.get("Alive")]), self.start_seconds)
-        self._hub = ray.remote(num_cpus=0)(_Hub).options(
+        self.files = FileShipper(ray)
+        self._hub = ray.remote(num_cpus=0)(Hub).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                                soft=False)).remote()
-        self._job = ray.remote(_job)
+        self._job = ray.remote(max_retries=0)(job)
         self._thread = threading.Thread(target=self._loop, name="fusetrain-ray", daemon=True)
         self._thread.start()
-        threading.Thread(target=self._warm, args=(int(resources.get("CPU", 1)) if warmup else 0,),
+        threading.Thread(target=self._warm, args=(int(self._cpus) if warmup else 0,),
                          name="fusetrain-ray-warm", daemon=True).start()
 
     # ------------------------------------------------------------------------- interface
@@ -205,11 +150,11 @@ class RayExecutor(ex.Executor):
             if self._closing:
                 future.cancel()
                 return future
-            run = _Run(task, next(self._tokens), future)
-            run.ref = self._job.options(num_cpus=max(1, task.threads), max_retries=self._max_retries,
-                                        name=f"fusetrain-job-{task.job_id}").remote(task, run.token, self._hub)
+            run = _Run(task, next(self._tokens), future, cpus=max(1, task.threads))
             self._runs[task.job_id] = run
-            self._by_ref[run.ref] = run
+            self._enqueue(run, self._turns.take(task.owner, task.priority))
+            failed = self._dispatch()
+        self._settle(failed)
         self._wake.set()
         return future
 
@@ -226,11 +171,10 @@ class RayExecutor(ex.Executor):
                 else:
                     self._hub.set_stop.remote(run.token, "cancel")
                 return ex.CANCEL_SIGNALLED
-            # Not started (as far as the driver knows): answer now; the task, if Ray starts it,
-            # sees the flag at its start (or within one poll if it had just begun) and ends.
-            self._hub.set_stop.remote(run.token, "cancel")
-            del self._runs[job_id]
-            run.abandoned = True
+            # Not started (as far as the driver knows): answer now. Still queued here: gone. In
+            # Ray already: the task, if Ray starts it, sees the flag at its start (or within one
+            # poll if it had just begun) and ends.
+            self._abandon(run, "cancel")
         run.future.set_result(ex.Outcome(ex.CANCELLED, message="cancelled before it started"))
         return ex.CANCELLED_QUEUED
 
@@ -241,9 +185,7 @@ class RayExecutor(ex.Executor):
             self._closing = True
             queued = [r for r in self._runs.values() if not r.started]
             for run in queued:
-                del self._runs[run.task.job_id]
-                run.abandoned = True
-                self._hub.set_stop.remote(run.token, "cancel")
+                self._abandon(run, "cancel")
             for run in self._runs.values():
                 self._hub.set_stop.remote(run.token, "suspend")
         for run in queued:
@@ -268,16 +210,64 @@ class RayExecutor(ex.Executor):
         with self._lock:
             return [job_id for job_id, r in self._runs.items() if r.started]
 
+    def queued(self) -> list[str]:
+        """Ids of the jobs waiting here for a free CPU, next first."""
+        with self._lock:
+            return [run.task.job_id for _, run in self._queue]
+
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until one warm-up task per CPU has loaded the engine's kernels."""
         return self._ready.wait(timeout)
 
     # -------------------------------------------------------------------------- internals
 
+    def _enqueue(self, run: _Run, turn: int) -> None:
+        bisect.insort(self._queue, ((-run.task.priority, turn, next(self._order)), run), key=lambda e: e[0])
+
+    def _abandon(self, run: _Run, mode: str) -> None:
+        """Drop a run that has not started (lock held); its future is the caller's to resolve."""
+        self._queue = [e for e in self._queue if e[1] is not run]
+        if self._runs.get(run.task.job_id) is run:
+            del self._runs[run.task.job_id]
+        run.abandoned = True
+        if run.ref is not None:
+            self._hub.set_stop.remote(run.token, mode)
+
+    def _dispatch(self) -> list:
+        """Hand queued runs to Ray while the cluster has CPUs for them (lock held); returns the
+        (future, outcome) of runs whose files could not be read, to resolve outside the lock."""
+        failed = []
+        while self._queue and not self._closing:
+            run = self._queue[0][1]
+            if self._busy + run.cpus > self._cpus and (self._busy or self._cpus < 1):
+                return failed
+            (_, turn, _), _ = self._queue.pop(0)
+            if turn >= 0:
+                self._turns.started(run.task.priority, turn)
+            try:
+                refs = self.files.refs(run.task)
+            except (OSError, ValueError) as exc:
+                del self._runs[run.task.job_id]
+                failed.append((run.future, ex.Outcome(ex.FAILED, "INVALID_DATA", f"a file of the job: {exc}",
+                                                      attempt=run.task.attempt)))
+                continue
+            run.ref = self._job.options(num_cpus=run.cpus, name=f"fusetrain-job-{run.task.job_id}").remote(
+                run.task, run.token, self._hub, refs)
+            self._by_ref[run.ref] = run
+            self._by_token[run.token] = run
+            self._busy += run.cpus
+        return failed
+
+    @staticmethod
+    def _settle(pairs: list) -> None:
+        for future, outcome in pairs:
+            if not future.done():
+                future.set_result(outcome)
+
     def _warm(self, count: int) -> None:
         if count:
             try:
-                seconds = ray.get([ray.remote(num_cpus=1)(_warm).remote() for _ in range(count)])
+                seconds = ray.get([ray.remote(num_cpus=1)(warm).remote() for _ in range(count)])
                 log.info("ray workers warmed up in %s s", ", ".join(f"{s:.2f}" for s in seconds))
             except Exception:  # noqa: BLE001 - jobs load the kernels themselves then
                 log.exception("warming up the Ray workers failed")
@@ -306,42 +296,47 @@ class RayExecutor(ex.Executor):
         self._forward(ray.get(self._hub.drain.remote()))
         for ref in done:
             self._resolve(ref)
+        if time.monotonic() - self._cpus_at >= CLUSTER_SECONDS:
+            cpus = ray.cluster_resources().get("CPU", 0.0)
+            with self._lock:
+                self._cpus, self._cpus_at = cpus, time.monotonic()
+        with self._lock:
+            failed = self._dispatch()
+        self._settle(failed)
         self._check_deadlines()
 
     def _forward(self, events: list) -> None:
-        with self._lock:
-            tokens = {r.token: r for r in self._by_ref.values()}
         for token, kind, payload in events:
-            run = tokens.get(token)
-            if run is None or run.abandoned:
-                continue
-            if kind == ex.STARTED:
-                with self._lock:
+            with self._lock:
+                run = self._by_token.get(token)
+                if run is None or run.abandoned:
+                    continue
+                if kind == ex.STARTED:
                     run.started = True
-                    run.task.attempt = payload["attempt"]
                     run.deadline = time.monotonic() + run.task.time_limit
+                elif kind == ex.CHECKPOINT:
+                    run.last_state = payload
             self._on_progress(run.task.job_id, kind, payload)
 
     def _resolve(self, ref) -> None:
         with self._lock:
             run = self._by_ref.pop(ref, None)
-        if run is None:
-            return
+            if run is None:
+                return
+            self._by_token.pop(run.token, None)
+            self._busy -= run.cpus
         try:
             outcome = ray.get(ref)
         except rex.TaskCancelledError:
             outcome = run.kill_outcome or ex.Outcome(ex.CANCELLED, message="cancelled", attempt=run.task.attempt)
-        except (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, rex.ObjectLostError,
-                rex.OutOfMemoryError, rex.RaySystemError) as exc:
-            outcome = run.kill_outcome or ex.Outcome(
-                ex.FAILED, "WORKER_CRASHED",
-                f"the Ray worker died during the job ({type(exc).__name__}; "
-                f"{self._max_retries} retr{'y' if self._max_retries == 1 else 'ies'} allowed)",
-                attempt=run.task.attempt)
+        except _CRASHES as exc:
+            outcome = run.kill_outcome or self._retry(run, exc)
         except rex.RayError as exc:   # run_job raised (it should not) or Ray refused the task
             outcome = run.kill_outcome or ex.Outcome(ex.FAILED, "ENGINE_ERROR", str(exc).splitlines()[0],
                                                      attempt=run.task.attempt)
         self._hub.forget.remote([run.token])
+        if outcome is None:
+            return          # queued again: the same future waits for the next attempt
         with self._lock:
             if self._runs.get(run.task.job_id) is run:
                 del self._runs[run.task.job_id]
@@ -349,6 +344,25 @@ class RayExecutor(ex.Executor):
                 return      # abandoned: its future is resolved already
         if not run.future.done():
             run.future.set_result(outcome)
+
+    def _retry(self, run: _Run, exc: Exception) -> Optional[ex.Outcome]:
+        """A run's worker or node died: queue the job again, first, from its last checkpoint (None),
+        or the WORKER_CRASHED outcome when its retries are spent or it is no longer wanted."""
+        allowed = ex.retries_allowed(run.task, self._max_retries)
+        with self._lock:
+            if not self._closing and run.retried < allowed and self._runs.get(run.task.job_id) is run:
+                state = run.last_state if run.last_state is not None else run.task.resume_state
+                again = _Run(replace(run.task, attempt=run.task.attempt + 1, resume_state=state),
+                             next(self._tokens), run.future, cpus=run.cpus, retried=run.retried + 1)
+                self._runs[run.task.job_id] = again
+                self._enqueue(again, -1)
+                log.warning("job %s: its Ray worker died (%s); running it again (attempt %d, %s)",
+                            run.task.job_id, type(exc).__name__, again.task.attempt,
+                            f"from epoch {int(state['scalars'][1])}" if state is not None else "from where it began")
+                return None
+        return ex.Outcome(ex.FAILED, "WORKER_CRASHED",
+                          f"the Ray worker died during the job ({type(exc).__name__}; "
+                          f"{allowed} retr{'y' if allowed == 1 else 'ies'} allowed)", attempt=run.task.attempt)
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-from collections import defaultdict
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,41 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))   # service_helpers (job specs)
 
+from contract_helpers import Recorder  # noqa: E402  -- after the path set-up above
+
 RAY_ENABLED = os.environ.get("FUSETRAIN_TEST_RAY") == "1"
-
-
-class Recorder:
-    """The executor's on_progress: every (kind, payload) per job, and a way to wait for one."""
-
-    def __init__(self):
-        self.events = defaultdict(list)
-        self.cv = threading.Condition()
-
-    def __call__(self, job_id, kind, payload):
-        with self.cv:
-            self.events[job_id].append((kind, payload))
-            self.cv.notify_all()
-
-    def wait_for(self, predicate, timeout: float = 60.0):
-        with self.cv:
-            if not self.cv.wait_for(predicate, timeout):
-                raise TimeoutError("no such progress within %g s" % timeout)
-
-    def kinds(self, job_id):
-        with self.cv:
-            return [k for k, _ in self.events[job_id]]
-
-    def started(self, job_id):
-        with self.cv:
-            return [p for k, p in self.events[job_id] if k == "started"]
-
-    def epochs(self, job_id) -> int:
-        with self.cv:
-            return sum(len(p) for k, p in self.events[job_id] if k == "epochs")
-
-    def checkpoints(self, job_id) -> int:
-        with self.cv:
-            return sum(1 for k, _ in self.events[job_id] if k == "checkpoint")
 
 
 def _backends():
@@ -77,6 +44,8 @@ def backend(request):
         assert executor.wait_ready(300)
     else:
         from fusetrain.service.ray_executor import RayExecutor
+        # The node's file cache (ray_files): a temp dir of the tests, handed to Ray's workers.
+        os.environ.setdefault("FUSETRAIN_NODE_CACHE", tempfile.mkdtemp(prefix="fusetrain-node-"))
         executor = RayExecutor(recorder, address="local", workers=2, threads_per_worker=1, force_grace=2.0)
         assert executor.wait_ready(300)
     yield request.param, executor, recorder

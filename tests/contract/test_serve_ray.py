@@ -7,8 +7,10 @@ A real server child on a free 127.0.0.1 port starts its own single-node Ray (nod
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,17 +25,28 @@ RAY_ENABLED = os.environ.get("FUSETRAIN_TEST_RAY") == "1"
 pytestmark = pytest.mark.skipif(not RAY_ENABLED, reason="runs under `make test-ray` (FUSETRAIN_TEST_RAY=1)")
 
 
-def _ray_processes() -> set[int]:
+def _ray_processes(token: str) -> set[int]:
+    """This server's Ray processes: those with its own token (other Rays may run on the machine)."""
     out = subprocess.run(["pgrep", "-f", "gcs_server|raylet"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    mine = set()
+    for pid in out.split():
+        try:
+            if f"RAY_AUTH_TOKEN={token}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                mine.add(int(pid))
+        except OSError:
+            pass
+    return mine
 
 
 def test_serve_on_a_private_ray(tmp_path):
-    before = _ray_processes()
-    proc = ServerProcess(tmp_path / "data", "--executor", "ray", "--ray-address", "local", "--workers", "2")
+    token = secrets.token_hex(32)
+    node_cache = tmp_path / "node-cache"        # Ray's workers read files from here, not from data/
+    proc = ServerProcess(tmp_path / "data", "--executor", "ray", "--ray-address", "local", "--workers", "2",
+                         env={"FUSETRAIN_NODE_CACHE": str(node_cache), "RAY_AUTH_MODE": "token",
+                              "RAY_AUTH_TOKEN": token})
     try:
         proc.wait_healthy()
-        assert _ray_processes() - before, "the server started no Ray"
+        assert _ray_processes(token), "the server started no Ray"
         with grpc.insecure_channel(proc.address) as channel:
             stub = service_pb2_grpc.TrainingServiceStub(channel)
             assert stub.GetServerInfo(pb.GetServerInfoRequest()).executor == "ray"
@@ -49,6 +62,7 @@ def test_serve_on_a_private_ray(tmp_path):
             batch = stub.SubmitJobs(pb.SubmitJobsRequest(base=seeds_spec(ds.id, epochs=20),
                                                          grid=[pb.GridAxis(field="model.seed", values=seeds)]))
             assert all(wait_done(stub, j.id).state == pb.SUCCEEDED for j in batch.jobs)
+            assert (node_cache / "datasets" / f"{ds.id}.npz").exists()
 
             running = stub.SubmitJob(pb.SubmitJobRequest(spec=long_spec()))
             for _ in range(200):
@@ -61,4 +75,4 @@ def test_serve_on_a_private_ray(tmp_path):
             assert cancelled.state == pb.CANCELLED and cancelled.has_result
     finally:
         assert proc.stop() == 0
-    assert not (_ray_processes() - before), "Ray outlived the server"
+    assert not _ray_processes(token), "Ray outlived the server"
