@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from fusetrain.client.cli import WEB_ADDRESS, build_parser
+from fusetrain.client.cli import build_parser
+from fusetrain.client.serve import WEB_ADDRESS
 from fusetrain.service.auth import AuthConfigError
 from fusetrain.service.config import ServerConfig
 from fusetrain.service.server import AddressUnavailable, Server
