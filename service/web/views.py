@@ -20,12 +20,14 @@ from fusetrain.v1 import job_pb2, service_pb2 as pb
 
 from .. import history
 from ..executor import METRIC_FIELDS
-from ..messages import epoch_block
-from ..messages import state_name
+from ..messages import epoch_block, state_name
 
-CURVE_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate")
+SCORES = ("val_macro_f1", "val_mae", "val_rmse", "val_r2")   # per epoch, of the validation rows
+CURVE_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", *SCORES)
 _CURVE_COLS = [1 + METRIC_FIELDS.index(name) for name in CURVE_FIELDS]     # +1: the block's time column
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", *SCORES)   # a batch's mean and spread
+FINAL_METRICS = tuple(f.name for f in pb.FinalMetrics.DESCRIPTOR.fields
+                      if f.type == f.TYPE_DOUBLE)                            # a result's scalars
 
 
 def _num(value) -> Optional[float]:
@@ -83,7 +85,7 @@ def result_dict(r: pb.JobResult) -> dict:
     return {"stop_reason": r.stop_reason, "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
             "dtype": r.dtype, "weights_sha256": r.weights_sha256, "blas_kernel": r.blas_kernel,
             "final": {name: (_num(getattr(r.final, name)) if name == "train_loss" or r.final.HasField(name)
-                             else None) for name in METRICS},
+                             else None) for name in FINAL_METRICS},
             "timings": {"queued": r.timings.queued_seconds, "compile": r.timings.compile_seconds,
                         "train": r.timings.train_seconds, "total": r.timings.total_seconds}}
 

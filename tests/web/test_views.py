@@ -25,13 +25,28 @@ def _rows(epochs) -> np.ndarray:
 
 def test_curve_points_come_from_a_stored_block_with_missing_metrics_as_none():
     points = views.curve_points(pack_epoch_block(_rows([1, 2, 3]), when=5.0), 3)
-    assert points == [[1.0, 1.0, None, None, None, 0.1], [2.0, 0.5, None, None, None, 0.1],
-                      [3.0, 1 / 3, None, None, None, 0.1]]
+    assert points == [[1.0, 1.0, None, None, None, 0.1, None, None, None, None], [2.0, 0.5, None, None, None, 0.1, None, None, None, None],
+                      [3.0, 1 / 3, None, None, None, 0.1, None, None, None, None]]
 
 
 def test_curve_points_of_a_block_stored_before_the_later_metrics_were_added():
     old = pack_epoch_block(_rows([1, 2])[:, :8], when=5.0)      # the first eight metrics only
-    assert views.curve_points(old, 2) == [[1.0, 1.0, None, None, None, 0.1], [2.0, 0.5, None, None, None, 0.1]]
+    assert views.curve_points(old, 2) == [[1.0, 1.0, None, None, None, 0.1, None, None, None, None], [2.0, 0.5, None, None, None, 0.1, None, None, None, None]]
+
+
+def test_curves_and_results_carry_the_validation_scores():
+    rows = _rows([1, 2])
+    rows[:, METRIC_FIELDS.index("val_rmse")] = [0.5, 0.25]
+    rows[:, METRIC_FIELDS.index("val_r2")] = [0.1, 0.6]
+    points = views.curve_points(pack_epoch_block(rows, when=5.0), 2)
+    at = views.CURVE_FIELDS.index
+    assert [p[at("val_rmse")] for p in points] == [0.5, 0.25]
+    assert [p[at("val_r2")] for p in points] == [0.1, 0.6]
+    assert [p[at("val_macro_f1")] for p in points] == [None, None]
+    result = pb.JobResult(final=pb.FinalMetrics(train_loss=0.2, val_macro_f1=0.75, train_rmse=0.3))
+    final = views.result_dict(result)["final"]
+    assert final["val_macro_f1"] == 0.75 and final["train_rmse"] == 0.3
+    assert final["val_r2"] is None and final["train_accuracy"] is None
 
 
 @pytest.mark.parametrize("n, limit", [(10, 100), (1000, 100), (12_345, 2000), (7, 3)])

@@ -5,7 +5,12 @@
 const MAX_POINTS = 4000;       // points kept per curve for drawing; beyond, thinned (the last kept)
 const REFRESH_MS = 2000;       // tables refresh this often while their page is open
 const COLORS = ["#2f6fdb", "#d9534f", "#2e9e5b", "#9b59b6", "#e67e22", "#16a2b8", "#7f8c8d", "#c0392b"];
-const FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"];
+const FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                "val_macro_f1", "val_mae", "val_rmse", "val_r2"];   // service/web/views.py CURVE_FIELDS
+// A result's scores beyond loss and accuracy, shown when the job has them (class or regression targets).
+const SCORES = [["train macro-F1", "train_macro_f1"], ["val macro-F1", "val_macro_f1"], ["train MAE", "train_mae"],
+                ["train RMSE", "train_rmse"], ["train R²", "train_r2"], ["val MAE", "val_mae"],
+                ["val RMSE", "val_rmse"], ["val R²", "val_r2"]];
 
 const main = document.getElementById("main");
 let session = null;            // {owner, auth, csrf}
@@ -201,6 +206,7 @@ async function jobPage(id) {
         ["stop reason", r.stop_reason], ["epochs run", r.epochs_run], ["best epoch", r.best_epoch || "–"],
         ["train loss", fmt(r.final.train_loss)], ["train accuracy", fmt(r.final.train_accuracy)],
         ["val loss", fmt(r.final.val_loss)], ["val accuracy", fmt(r.final.val_accuracy)],
+        ...SCORES.filter(([, k]) => r.final[k] !== null && r.final[k] !== undefined).map(([t, k]) => [t, fmt(r.final[k])]),
         ["queued", `${fmt(r.timings.queued, 3)} s`], ["compile", `${fmt(r.timings.compile, 3)} s`],
         ["train", `${fmt(r.timings.train, 3)} s`], ["total", `${fmt(r.timings.total, 3)} s`],
         ["dtype", r.dtype], ["BLAS", r.blas_kernel || "–"], ["weights sha256", r.weights_sha256, "sha256"]])
@@ -212,12 +218,19 @@ async function jobPage(id) {
   const acc = hasAcc ? chart(charts, "Accuracy", [{label: "train accuracy"}, {label: "val accuracy"}],
                              [data[0], data[2], data[4]]) : null;
   const lr = chart(charts, "Learning rate", [{label: "learning rate"}], [data[0], data[5]]);
+  // The validation rows' scores: macro-F1 for class targets, MAE, RMSE and R² for regression targets.
+  const has = i => data[i].some(v => v !== null);
+  const cols = has(6) ? [6] : [7, 8, 9].filter(has);
+  const scores = cols.length ? chart(charts, has(6) ? "Validation macro-F1" : "Validation MAE, RMSE and R²",
+                                     cols.map(i => ({label: FIELDS[i].replace("val_", "val ")})),
+                                     [data[0], ...cols.map(i => data[i])]) : null;
   let shown = data;
   function redraw() {
     shown = thin(shown, MAX_POINTS);
     loss.setData([shown[0], shown[1], shown[3]]);
     if (acc) acc.setData([shown[0], shown[2], shown[4]]);
     lr.setData([shown[0], shown[5]]);
+    if (scores) scores.setData([shown[0], ...cols.map(i => shown[i])]);
     pointsEl.dataset.count = String(shown[0].length);
     pointsEl.dataset.last = String(shown[0][shown[0].length - 1] || 0);
     pointsEl.textContent = `${shown[0][shown[0].length - 1] || 0} epochs`;
