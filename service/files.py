@@ -32,6 +32,14 @@ class Files:
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(exist_ok=True)
 
+    @classmethod
+    def view(cls, root: Path) -> "Files":
+        """The files under `root` without the directory set-up of Files(root), which empties tmp/
+        (a worker reading the server's files, a Ray node's cache that other tasks write into)."""
+        files = cls.__new__(cls)
+        files.root = Path(root)
+        return files
+
     def path(self, kind: str, sha: str) -> Path:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ValueError(f"not a sha256: {sha!r}")

@@ -16,7 +16,6 @@ import logging
 import operator
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 
@@ -76,8 +75,7 @@ def prepare_data(task: ex.Task):
     """(spec, engine job, files, (x, y, row weights), (x_val, y_val, their weights), normalisation) of a
     task, loaded and checked (weights None when the data has none)."""
     spec = job_pb2.JobSpec.FromString(task.spec)
-    files = Files.__new__(Files)          # read-only view: no directory set-up in the worker
-    files.root = Path(task.data_dir)
+    files = Files.view(task.data_dir)      # read-only: no directory set-up in the worker
     if task.spec_data_sha:                # the inline data tensors, stored once for all their jobs
         spec.MergeFromString(files.read("specdata", task.spec_data_sha))
     # The engine form made at admission (a copy: a retry of this task must see it unchanged).

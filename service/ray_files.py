@@ -13,7 +13,6 @@ Only the server's node reads the server's data directory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -61,9 +60,7 @@ class FileShipper:
                 if ref is not None:
                     self._refs.move_to_end((kind, sha))
             if ref is None:
-                files = Files.__new__(Files)
-                files.root = Path(task.data_dir)
-                ref = self._ray.put(files.read(kind, sha))
+                ref = self._ray.put(Files.view(task.data_dir).read(kind, sha))
                 with self._lock:
                     self._refs[(kind, sha)] = ref
                     self.puts += 1
@@ -84,16 +81,13 @@ def materialise(refs: dict, root: Path | None = None) -> Path:
     atomically: a temp file renamed); return the cache root, a data directory for run_job."""
     import ray
     root = Path(root or node_cache())
-    files = Files.__new__(Files)          # not Files(root): that empties tmp/, which other tasks use
-    files.root = root
+    files = Files.view(root)              # not Files(root): that empties tmp/, which other tasks use
     for kind in (*KINDS, "tmp"):
         (root / kind).mkdir(parents=True, exist_ok=True)
     for (kind, sha), ref in refs.items():
         if files.exists(kind, sha):
             continue
-        data = ray.get(ref)
-        got = hashlib.sha256(data).hexdigest()
+        got = files.write(kind, ray.get(ref), sync_dir=False)   # named by its own sha256, never by `sha`
         if got != sha:
             raise OSError(f"{kind} file {sha} arrived with sha256 {got}")
-        files.write(kind, data, sync_dir=False)
     return root
