@@ -259,21 +259,18 @@ def unused_fields(spec) -> list[tuple[str, str]]:
     """[(field path, why)] of the hyper-parameters `spec` sets that its optimizer's (or its
     schedule's) kind does not use; empty when there are none. Unknown kinds are left to the
     engine's own check."""
-    found = []
     o = spec.optimizer
-    kind = o.kind or "sgd"
-    if kind in OPTIMIZER_FIELDS:
-        for name in OPTIMIZER_KIND_FIELDS:
-            if o.HasField(name) and name not in OPTIMIZER_FIELDS[kind]:
-                found.append((f"optimizer.{name}",
-                              f"is not used by optimizer kind {kind!r} (only {_users(OPTIMIZER_FIELDS, name)} "
-                              f"use it): remove it, or choose one of those kinds"))
-    s = o.schedule
-    skind = s.kind or "constant"
-    if skind in SCHEDULE_FIELDS:
-        for name in SCHEDULE_KIND_FIELDS:
-            if s.HasField(name) and name not in SCHEDULE_FIELDS[skind]:
-                found.append((f"optimizer.schedule.{name}",
-                              f"is not used by schedule kind {skind!r} (only {_users(SCHEDULE_FIELDS, name)} "
-                              f"use it): remove it, or choose one of those kinds"))
-    return found
+    return (_unused(o, o.kind or "sgd", OPTIMIZER_FIELDS, OPTIMIZER_KIND_FIELDS, "optimizer")
+            + _unused(o.schedule, o.schedule.kind or "constant", SCHEDULE_FIELDS, SCHEDULE_KIND_FIELDS,
+                      "optimizer.schedule"))
+
+
+def _unused(message, kind: str, fields: dict, kind_fields, where: str) -> list[tuple[str, str]]:
+    """unused_fields of one message: `fields` maps each kind to the fields it uses, `kind_fields`
+    are the fields that depend on the kind, `where` the message's path ("optimizer")."""
+    if kind not in fields:
+        return []
+    what = where.rsplit(".", 1)[-1]
+    return [(f"{where}.{name}", f"is not used by {what} kind {kind!r} (only {_users(fields, name)} use it): "
+                                f"remove it, or choose one of those kinds")
+            for name in kind_fields if message.HasField(name) and name not in fields[kind]]
