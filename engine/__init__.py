@@ -5,6 +5,7 @@ Public API:
           val_sample_weight=None, callback=None, state=None, limits=None) -> TrainResult
     train_many(model, optimizers, configs, x, y, *, seeds=None, threads=None, sample_weight=None,
                states=None, train_metrics=True) -> list[TrainResult]
+    ManyRun(same arguments): the same K models trained in steps: advance(until, models), result(i), state(i)
     predict(model, weights, x) -> np.ndarray
     evaluate(model, weights, x, y) -> dict(loss=..., accuracy=...)
     warmup(dtypes=("float32", "float64")) -> seconds spent compiling or loading from cache
@@ -18,7 +19,7 @@ from .registry import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES, OPTIMIZERS, SCH
 from .result import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochMetrics, TrainResult, TrainState
 from .spec import EarlyStopping, LayerSpec, Limits, ModelSpec, OptimizerSpec, ScheduleSpec, TrainConfig
 from .trainer import evaluate, predict, split_validation, train, validation_rows
-from .many import train_many
+from .many import ManyRun, train_many
 from .warm import warmup
 from . import search
 
@@ -27,5 +28,5 @@ __all__ = [
     "OPTIMIZERS", "SCHEDULES", "STOPPED", "EarlyStopping", "EngineError", "EpochMetrics",
     "InvalidData", "InvalidSpec", "LayerSpec", "LimitExceeded", "Limits", "ModelSpec",
     "OptimizerSpec", "ScheduleSpec", "TrainConfig", "TrainResult", "TrainState", "evaluate",
-    "predict", "search", "split_validation", "train", "train_many", "validation_rows", "warmup",
+    "predict", "search", "split_validation", "train", "train_many", "ManyRun", "validation_rows", "warmup",
 ]
