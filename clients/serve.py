@@ -34,6 +34,9 @@ def add_serve(sub) -> None:
     p.add_argument("--ray-max-retries", type=int, default=0, metavar="N",
                    help="with --executor ray: run a job again up to N times when its worker or node dies "
                         "(default 0: it fails with WORKER_CRASHED)")
+    p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
+                   help="with --executor ray: small jobs of one kind train together, K to a Ray task, about S "
+                        "seconds of work a pack (default 0.5; 0: every job a task of its own)")
     p.add_argument("--max-retries", type=int, default=1, metavar="N",
                    help="local workers: run a job again up to N times, from its last checkpoint, when its "
                         "worker process dies (default 1; 0: it fails with WORKER_CRASHED)")
@@ -124,7 +127,9 @@ def serve(args) -> int:
     workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
     config = ServerConfig(address=args.address, data_dir=args.data_dir, workers=workers,
                           executor=args.executor, ray_address=args.ray_address,
-                          ray_max_retries=args.ray_max_retries, max_retries=max(0, args.max_retries),
+                          ray_max_retries=args.ray_max_retries, pack_seconds=(ServerConfig.pack_seconds if args.pack_seconds is None
+                                        else max(0.0, args.pack_seconds)),
+                          max_retries=max(0, args.max_retries),
                           threads_per_worker=threads, limits=limits,
                           checkpoint_seconds=args.checkpoint_seconds,
                           shutdown_grace_seconds=args.shutdown_grace, warmup=not args.no_warmup,

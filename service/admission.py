@@ -71,6 +71,7 @@ class Admission:
             val = train // max(1, spec.data.cross_validation.folds)
             train -= val
         check_memory(job, train, val, self.limits)
+        job.rows = train
         return job
 
     def check_search(self, spec: job_pb2.JobSpec, lookup: DatasetLookup) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .packing import PACK_SECONDS
+
 
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
@@ -50,6 +52,7 @@ class ServerConfig:
     executor: str = "local"              # where jobs run: "local" (process pool) or "ray"
     ray_address: str = "local"           # executor "ray": "local" starts a private Ray, else ray.init(address=)
     ray_max_retries: int = 0             # executor "ray": runs of a job again after its worker or node died
+    pack_seconds: float = PACK_SECONDS   # executor "ray": estimated work of one pack of small jobs (0: no packs)
     max_retries: int = 1                 # executor "local": runs of a job again, from its last checkpoint,
                                          # after its worker process died
     limits: ServiceLimits = field(default_factory=ServiceLimits)

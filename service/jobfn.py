@@ -174,6 +174,12 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
         # the executor can carry them (ctx.report_last: one message, not two); else a report now.
         getattr(ctx, "report_last", ctx.report)(ex.EPOCHS, tail)
     pending.clear()
+    return outcome_for(result, rows, job, task, norm, spec, why[0], started)
+
+
+def outcome_for(result, rows: np.ndarray, job, task: ex.Task, norm, spec, why, started: float) -> ex.Outcome:
+    """The outcome of an attempt whose training returned `result` (with history `rows`); `why`
+    says what stopped it, when something did: "cancel", "suspend" or "time"."""
     out = result_payload(result, rows, job, task, norm, spec)
     outcome = lambda status, reason="", message="": ex.Outcome(  # noqa: E731
         status, reason, message or result.message, result=out, attempt=task.attempt, started_at=started)
@@ -184,10 +190,10 @@ def _run(task: ex.Task, ctx, deadline: float, started: float) -> ex.Outcome:
                               f"so no weights were kept", attempt=task.attempt, started_at=started)
         return outcome(ex.FAILED, "DIVERGED")
     if result.stop_reason == engine.STOPPED:
-        if why[0] == "suspend":
+        if why == "suspend":
             return ex.Outcome(ex.SUSPENDED, message="suspended for shutdown", state=result.state.arrays(),
                               attempt=task.attempt, started_at=started)
-        if why[0] == "time":
+        if why == "time":
             return outcome(ex.FAILED, "TIME_LIMIT", f"stopped after epoch {result.epochs_run}: over the "
                                                     f"time limit of {task.time_limit:g} s")
         return outcome(ex.CANCELLED, message=f"cancelled after epoch {result.epochs_run}")

@@ -1,4 +1,5 @@
-"""RayExecutor: the Executor on a Ray cluster; each job attempt is one Ray task running jobfn.run_job.
+"""RayExecutor: the Executor on a Ray cluster; a job attempt is one Ray task running jobfn.run_job,
+or one of K small jobs packed into a task that trains them together (packfn.run_pack).
 
     server process (the Ray driver)                    Ray workers (any node)
     submit(task): queued here, by priority and turn    ray_task.job: hub.begin, fetch files, STARTED,
@@ -6,23 +7,28 @@
     _loop: ray.wait(refs), hub.drain() -> on_progress  ctx.report -> hub.report (fire and forget)
            resolve futures (after draining the hub)    ctx.stop_requested -> hub.stop (polled)
     cancel: hub.set_stop (graceful) | ray.cancel(force=True)
+                                                       ray_task.pack: the same for K jobs; each job's
+                                                         outcome reaches the hub as it ends (OUTCOME)
 
 The queue is the local pool's: higher JobSpec priority first, owners taking turns at equal priority
-(fairshare.FairTurns), and the driver hands Ray only as many tasks as the cluster has CPUs, so Ray's
-own first-come order never decides. Files reach the workers through Ray's object store
+(ray_queue.RunQueue), and the driver hands Ray only as many tasks as the cluster has CPUs, so Ray's
+own first-come order never decides. Small jobs of one kind (packing.pack_key: one architecture,
+data set, epoch count, owner and priority) go K at a time, about `pack_seconds` of work a pack
+and an equal share per CPU; each keeps its own events, stop flag, time limit and outcome. A
+force-cancel of a packed job stops it at the pack's next step (a tenth of a second), without
+ending the others' worker. Files reach the workers through Ray's object store
 (ray_files): no node but the server's reads the data directory. Ray is imported when a RayExecutor
 is made (after the private cluster's token is in the environment: Ray reads it once) and in Ray's
 workers.
 
-Worker or node death: the executor (not Ray: its tasks have max_retries=0) queues the job again,
-first, as attempt + 1 resuming from the last checkpoint the driver saw, up to
+Worker or node death: the executor (not Ray: its tasks have max_retries=0) queues the job again
+(each job of a pack on its own), first, as attempt + 1 resuming from the last checkpoint the driver saw, up to
 executor.retries_allowed times (the server's maximum, lowered by the job's own
 training.max_retries); after that the job FAILS with WORKER_CRASHED.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import os
@@ -31,13 +37,14 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional
 
 from . import executor as ex
-from .fairshare import FairTurns
+from .packing import PACK_SECONDS
 from .ray_files import NODE_CACHE_VAR, FileShipper
-from .ray_task import Hub, job, warm
+from .ray_queue import Run, RunQueue
+from .ray_task import OUTCOME, Hub, job, pack, warm
 
 log = logging.getLogger("fusetrain.ray")
 
@@ -49,42 +56,24 @@ _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
 _CRASHES = ()                # Ray's errors for a dead worker or node (set on import)
 
 
-@dataclass
-class _Run:
-    """One attempt of a job and what the driver knows of it."""
-
-    task: ex.Task
-    token: int
-    future: Future
-    cpus: int = 1
-    ref: object = None               # set once it is handed to Ray
-    started: bool = False
-    deadline: Optional[float] = None
-    kill_outcome: Optional[ex.Outcome] = None
-    abandoned: bool = False          # its future was resolved already (cancelled before it started)
-    last_state: Optional[dict] = None   # its latest checkpoint (TrainState arrays)
-    retried: int = 0                 # runs of the job again before this one
-
-
 class RayExecutor(ex.Executor):
     name = "ray"
 
     def __init__(self, on_progress: ex.ProgressFn, address: str = "local", workers: int = 1,
                  threads_per_worker: int = 1, max_retries: int = 0, force_grace: float = 5.0,
-                 warmup: bool = True, object_store_bytes: int = 512 << 20):
+                 warmup: bool = True, object_store_bytes: int = 512 << 20, pack_seconds: float = PACK_SECONDS):
         """`address`: "local" starts a private single-node Ray on 127.0.0.1 with
         `workers * threads_per_worker` CPUs (stopped by close()); anything else is given to
-        ray.init(address=...) ("auto", "HOST:6379", "ray://HOST:10001")."""
+        ray.init(address=...) ("auto", "HOST:6379", "ray://HOST:10001"). `pack_seconds`: the
+        estimated work of one pack of small jobs (0: every job a task of its own)."""
         self._on_progress = on_progress
         self._force_grace = force_grace
         self._max_retries = max_retries
         self._lock = threading.RLock()
-        self._runs: dict[str, _Run] = {}           # job id -> its current run, while its future is open
-        self._queue: list = []                     # ((-priority, turn, order), run), next first
-        self._turns = FairTurns()
-        self._order = itertools.count()
-        self._by_ref: dict = {}                    # ObjectRef -> run, while the task is in Ray
-        self._by_token: dict[int, _Run] = {}
+        self._runs: dict[str, Run] = {}            # job id -> its current run, while its future is open
+        self._queue = RunQueue(pack_seconds)
+        self._by_ref: dict = {}                    # ObjectRef -> its runs (a pack's, or one), while in Ray
+        self._by_token: dict[int, Run] = {}
         self._tokens = itertools.count(1)
         self._cpus = 0.0                           # the cluster's CPUs, as last seen
         self._busy = 0                             # CPUs of the tasks handed to Ray
@@ -137,6 +126,7 @@ class RayExecutor(ex.Executor):
             scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                                                soft=False)).remote()
         self._job = ray.remote(max_retries=0)(job)
+        self._pack = ray.remote(max_retries=0)(pack)
         self._thread = threading.Thread(target=self._loop, name="fusetrain-ray", daemon=True)
         self._thread.start()
         threading.Thread(target=self._warm, args=(int(self._cpus) if warmup else 0,),
@@ -150,9 +140,9 @@ class RayExecutor(ex.Executor):
             if self._closing:
                 future.cancel()
                 return future
-            run = _Run(task, next(self._tokens), future, cpus=max(1, task.threads))
+            run = Run(task, next(self._tokens), future, cpus=max(1, task.threads))
             self._runs[task.job_id] = run
-            self._enqueue(run, self._turns.take(task.owner, task.priority))
+            self._queue.push(run)
             failed = self._dispatch()
         self._settle(failed)
         self._wake.set()
@@ -164,7 +154,7 @@ class RayExecutor(ex.Executor):
             if run is None:
                 return ex.UNKNOWN
             if run.started:
-                if force:
+                if force and not run.packed:
                     run.kill_outcome = ex.Outcome(ex.CANCELLED, message="force-cancelled: the worker was ended",
                                                   attempt=run.task.attempt)
                     ray.cancel(run.ref, force=True)
@@ -213,7 +203,7 @@ class RayExecutor(ex.Executor):
     def queued(self) -> list[str]:
         """Ids of the jobs waiting here for a free CPU, next first."""
         with self._lock:
-            return [run.task.job_id for _, run in self._queue]
+            return [run.task.job_id for run in self._queue.runs()]
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until one warm-up task per CPU has loaded the engine's kernels."""
@@ -221,12 +211,9 @@ class RayExecutor(ex.Executor):
 
     # -------------------------------------------------------------------------- internals
 
-    def _enqueue(self, run: _Run, turn: int) -> None:
-        bisect.insort(self._queue, ((-run.task.priority, turn, next(self._order)), run), key=lambda e: e[0])
-
-    def _abandon(self, run: _Run, mode: str) -> None:
+    def _abandon(self, run: Run, mode: str) -> None:
         """Drop a run that has not started (lock held); its future is the caller's to resolve."""
-        self._queue = [e for e in self._queue if e[1] is not run]
+        self._queue.remove(run)
         if self._runs.get(run.task.job_id) is run:
             del self._runs[run.task.job_id]
         run.abandoned = True
@@ -237,25 +224,32 @@ class RayExecutor(ex.Executor):
         """Hand queued runs to Ray while the cluster has CPUs for them (lock held); returns the
         (future, outcome) of runs whose files could not be read, to resolve outside the lock."""
         failed = []
-        while self._queue and not self._closing:
-            run = self._queue[0][1]
+        while not self._closing and (run := self._queue.head()) is not None:
             if self._busy + run.cpus > self._cpus and (self._busy or self._cpus < 1):
                 return failed
-            (_, turn, _), _ = self._queue.pop(0)
-            if turn >= 0:
-                self._turns.started(run.task.priority, turn)
-            try:
-                refs = self.files.refs(run.task)
-            except (OSError, ValueError) as exc:
-                del self._runs[run.task.job_id]
-                failed.append((run.future, ex.Outcome(ex.FAILED, "INVALID_DATA", f"a file of the job: {exc}",
-                                                      attempt=run.task.attempt)))
+            runs, refs = self._queue.take(self._cpus), {}
+            for run in list(runs):
+                try:
+                    refs.update(self.files.refs(run.task))
+                except (OSError, ValueError) as exc:
+                    del self._runs[run.task.job_id]
+                    runs.remove(run)
+                    failed.append((run.future, ex.Outcome(ex.FAILED, "INVALID_DATA", f"a file of the job: {exc}",
+                                                          attempt=run.task.attempt)))
+            if not runs:
                 continue
-            run.ref = self._job.options(num_cpus=run.cpus, name=f"fusetrain-job-{run.task.job_id}").remote(
-                run.task, run.token, self._hub, refs)
-            self._by_ref[run.ref] = run
-            self._by_token[run.token] = run
-            self._busy += run.cpus
+            head = runs[0]
+            if len(runs) == 1:
+                ref = self._job.options(num_cpus=head.cpus, name=f"fusetrain-job-{head.task.job_id}").remote(
+                    head.task, head.token, self._hub, refs)
+            else:
+                ref = self._pack.options(num_cpus=head.cpus, name=f"fusetrain-pack-{head.task.job_id}+{len(runs) - 1}"
+                                         ).remote([r.task for r in runs], [r.token for r in runs], self._hub, refs)
+            self._by_ref[ref] = runs
+            for run in runs:
+                run.ref = ref
+                self._by_token[run.token] = run
+            self._busy += head.cpus
         return failed
 
     @staticmethod
@@ -311,6 +305,10 @@ class RayExecutor(ex.Executor):
                 run = self._by_token.get(token)
                 if run is None or run.abandoned:
                     continue
+                if kind == OUTCOME:          # a packed job ended before its pack
+                    self._by_token.pop(token, None)
+                    self._finish(run, payload)
+                    continue
                 if kind == ex.STARTED:
                     run.started = True
                     run.deadline = time.monotonic() + run.task.time_limit
@@ -320,42 +318,49 @@ class RayExecutor(ex.Executor):
 
     def _resolve(self, ref) -> None:
         with self._lock:
-            run = self._by_ref.pop(ref, None)
-            if run is None:
+            runs = self._by_ref.pop(ref, None)
+            if runs is None:
                 return
-            self._by_token.pop(run.token, None)
-            self._busy -= run.cpus
+            for run in runs:
+                self._by_token.pop(run.token, None)
+            self._busy -= runs[0].cpus
         try:
-            outcome = ray.get(ref)
+            value = ray.get(ref)
+            outcomes = value if isinstance(value, list) else [value]
         except rex.TaskCancelledError:
-            outcome = run.kill_outcome or ex.Outcome(ex.CANCELLED, message="cancelled", attempt=run.task.attempt)
+            outcomes = [run.kill_outcome or ex.Outcome(ex.CANCELLED, message="cancelled", attempt=run.task.attempt)
+                        for run in runs]
         except _CRASHES as exc:
-            outcome = run.kill_outcome or self._retry(run, exc)
+            outcomes = [run.kill_outcome or self._retry(run, exc) for run in runs]
         except rex.RayError as exc:   # run_job raised (it should not) or Ray refused the task
-            outcome = run.kill_outcome or ex.Outcome(ex.FAILED, "ENGINE_ERROR", str(exc).splitlines()[0],
-                                                     attempt=run.task.attempt)
-        self._hub.forget.remote([run.token])
-        if outcome is None:
-            return          # queued again: the same future waits for the next attempt
+            outcomes = [run.kill_outcome or ex.Outcome(ex.FAILED, "ENGINE_ERROR", str(exc).splitlines()[0],
+                                                       attempt=run.task.attempt) for run in runs]
+        self._hub.forget.remote([run.token for run in runs])
+        for run, outcome in zip(runs, outcomes):
+            if outcome is not None:   # None: queued again, the same future waits for the next attempt
+                self._finish(run, outcome)
+
+    def _finish(self, run: Run, outcome: ex.Outcome) -> None:
+        """Resolve the run's future, unless it was abandoned or ended already (a packed job's OUTCOME)."""
         with self._lock:
             if self._runs.get(run.task.job_id) is run:
                 del self._runs[run.task.job_id]
             else:
-                return      # abandoned: its future is resolved already
+                return
         if not run.future.done():
             run.future.set_result(outcome)
 
-    def _retry(self, run: _Run, exc: Exception) -> Optional[ex.Outcome]:
+    def _retry(self, run: Run, exc: Exception) -> Optional[ex.Outcome]:
         """A run's worker or node died: queue the job again, first, from its last checkpoint (None),
         or the WORKER_CRASHED outcome when its retries are spent or it is no longer wanted."""
         allowed = ex.retries_allowed(run.task, self._max_retries)
         with self._lock:
             if not self._closing and run.retried < allowed and self._runs.get(run.task.job_id) is run:
                 state = run.last_state if run.last_state is not None else run.task.resume_state
-                again = _Run(replace(run.task, attempt=run.task.attempt + 1, resume_state=state),
-                             next(self._tokens), run.future, cpus=run.cpus, retried=run.retried + 1)
+                again = Run(replace(run.task, attempt=run.task.attempt + 1, resume_state=state),
+                            next(self._tokens), run.future, cpus=run.cpus, retried=run.retried + 1)
                 self._runs[run.task.job_id] = again
-                self._enqueue(again, -1)
+                self._queue.push(again, first=True)
                 log.warning("job %s: its Ray worker died (%s); running it again (attempt %d, %s)",
                             run.task.job_id, type(exc).__name__, again.task.attempt,
                             f"from epoch {int(state['scalars'][1])}" if state is not None else "from where it began")
@@ -368,7 +373,7 @@ class RayExecutor(ex.Executor):
         now = time.monotonic()
         with self._lock:
             for run in self._runs.values():
-                if (run.started and run.deadline is not None and run.kill_outcome is None
+                if (run.started and not run.packed and run.deadline is not None and run.kill_outcome is None
                         and now > run.deadline + self._force_grace):
                     run.kill_outcome = ex.Outcome(
                         ex.FAILED, "TIME_LIMIT",

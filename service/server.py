@@ -178,7 +178,8 @@ def ray_factory(config: ServerConfig):
         from .ray_executor import RayExecutor
         return RayExecutor(progress, address=config.ray_address, workers=config.workers,
                            threads_per_worker=config.threads_per_worker, max_retries=config.ray_max_retries,
-                           force_grace=config.force_grace_seconds, warmup=config.warmup)
+                           force_grace=config.force_grace_seconds, warmup=config.warmup,
+                           pack_seconds=config.pack_seconds)
     return factory
 
 

@@ -32,6 +32,7 @@ class EngineJob:
     config: es.TrainConfig
     time_limit: float
     priority: int = 0
+    rows: int = 0          # training rows, counted at admission (0: not known, after a restart)
 
 
 MAX_PRIORITY = 1000

@@ -17,7 +17,7 @@ import pytest
 
 from fusetrain.service import executor as ex
 
-from contract_helpers import assert_same_result, dataset_task, reference, task
+from contract_helpers import assert_same_result, dataset_task, reference, seeds_spec, task
 from service_helpers import long_spec, seeds_data, xor_spec
 
 
@@ -27,21 +27,6 @@ def _long_epochs_spec(rows: int = 20_000):
     spec.model.layers[0].units = 512
     spec.model.layers.insert(1, spec.model.layers[0].__class__(units=512, activation="relu"))
     spec.training.batch_size = 1
-    return spec
-
-
-def _seeds_spec(seed: int, epochs: int = 20):
-    from google.protobuf import json_format
-    from fusetrain.wire.tensors import array_to_tensor
-    from fusetrain.v1 import job_pb2
-    x, y = seeds_data()
-    spec = json_format.ParseDict({
-        "name": "seeds", "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                                           {"units": 3, "activation": "sigmoid"}], "seed": seed},
-        "optimizer": {"kind": "sgd", "learning_rate": 0.3},
-        "training": {"epochs": epochs, "batch_size": 1, "seed": seed}}, job_pb2.JobSpec())
-    spec.data.train.x.CopyFrom(array_to_tensor(x))
-    spec.data.train.y.CopyFrom(array_to_tensor(y))
     return spec
 
 
@@ -124,7 +109,7 @@ def test_time_limit(backend):
 
 def test_batch_of_jobs_identical_to_the_reference(backend):
     name, executor, rec = backend
-    tasks = [task(_seeds_spec(seed)) for seed in range(24)]
+    tasks = [task(seeds_spec(seed)) for seed in range(24)]
     futures = [executor.submit(t) for t in tasks]
     outcomes = [f.result(timeout=300) for f in futures]
     assert all(o.status == ex.SUCCEEDED for o in outcomes)
@@ -216,7 +201,7 @@ def test_files_reach_the_job_without_a_shared_disk(backend):
     (never the server's data directory), put once for a batch of jobs."""
     name, executor, rec = backend
     x, y = seeds_data()
-    tasks = [dataset_task(x, y, _seeds_spec(seed)) for seed in range(4)]
+    tasks = [dataset_task(x, y, seeds_spec(seed)) for seed in range(4)]
     puts = getattr(getattr(executor, "files", None), "puts", 0)
     outcomes = [f.result(timeout=120) for f in [executor.submit(t) for t in tasks]]
     for t, o in zip(tasks, outcomes):
