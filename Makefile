@@ -106,9 +106,9 @@ search-bench: $(SEARCH_STAMP)
 	$(PY) benchmarks/search_bench.py $(ARGS)
 
 # The Ray backend (the .[ray] extra, docs/SCALING.md): the executor contract suite on both backends
-# with a private Ray on 127.0.0.1 started and stopped by the tests, and the 200-job sweep local vs Ray
-# (options: make bench-ray ARGS="--jobs 50").
-.PHONY: test-ray bench-ray
+# with a private Ray on 127.0.0.1 started and stopped by the tests, and the 1,000-job sweep local vs Ray,
+# unpacked and packed (options: make bench-ray ARGS="--jobs 200 --epochs 100 --pack-seconds 0.5").
+.PHONY: test-ray bench-ray bench-ray-node
 RAY_STAMP := $(VENV)/.ray-$(CKSUM)
 
 $(RAY_STAMP): $(STAMP)
@@ -121,6 +121,10 @@ test-ray: $(RAY_STAMP)
 
 bench-ray: $(RAY_STAMP)
 	$(PY) benchmarks/ray_sweep.py $(ARGS)
+
+# The first jobs on a fresh Ray node (an empty kernel cache): latency and compiles.
+bench-ray-node: $(RAY_STAMP)
+	$(PY) benchmarks/ray_fresh_node.py
 
 # MNIST 784-256-10 with the engine (needs ../shared/datasets/mnist; says so and exits 0 without).
 mnist: $(SERVER_STAMP)
