@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "service"))   # service_helpe
 from contract_helpers import Recorder  # noqa: E402  -- after the path set-up above
 
 RAY_ENABLED = os.environ.get("FUSETRAIN_TEST_RAY") == "1"
+FORCE_GRACE = 10.0
 
 
 def _backends():
@@ -36,17 +37,21 @@ def _backends():
 
 @pytest.fixture(scope="module", params=list(_backends()))
 def backend(request):
-    """(name, executor, recorder): two workers of one thread each, on either backend."""
+    """(name, executor, recorder): two workers of one thread each, on either backend. A job past its
+    time limit is ended FORCE_GRACE seconds later if it has not stopped at an epoch boundary: long
+    enough for a fresh Ray worker process to load the kernels on a loaded machine (2 s was not,
+    at load 5), so test_time_limit sees the graceful stop it checks."""
     recorder = Recorder()
     if request.param == "local":
         from fusetrain.service.pool import ProcessPool
-        executor = ProcessPool(2, 1, recorder, force_grace=2.0)
+        executor = ProcessPool(2, 1, recorder, force_grace=FORCE_GRACE)
         assert executor.wait_ready(300)
     else:
         from fusetrain.service.ray_executor import RayExecutor
         # The node's file cache (ray_files): a temp dir of the tests, handed to Ray's workers.
         os.environ.setdefault("FUSETRAIN_NODE_CACHE", tempfile.mkdtemp(prefix="fusetrain-node-"))
-        executor = RayExecutor(recorder, address="local", workers=2, threads_per_worker=1, force_grace=2.0)
+        executor = RayExecutor(recorder, address="local", workers=2, threads_per_worker=1,
+                               force_grace=FORCE_GRACE)
         assert executor.wait_ready(300)
     yield request.param, executor, recorder
     executor.close(grace=1.0)
