@@ -107,8 +107,8 @@ class RayExecutor(ex.Executor):
                              runtime_env=runtime_env, namespace="fusetrain", log_to_driver=True,
                              configure_logging=False)
                     break
-                except Exception as exc:   # noqa: BLE001 - Ray waits 30 s for its raylet: a loaded machine
-                    if not tries_left or "timed out during startup" not in str(exc):
+                except Exception as exc:   # noqa: BLE001 - Ray waits 30 s for its GCS and raylet: a loaded machine
+                    if not tries_left or "timed out" not in str(exc).lower():
                         raise
                     log.warning("the private Ray did not start (%s); starting it once more", exc)
                     ray.shutdown()
