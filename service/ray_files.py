@@ -8,13 +8,17 @@
 
 A job attempt reads only its dataset files, its spec's inline-data file and a checkpoint to resume
 from (jobfn._run), all named by sha256: a node keeps them in `node_cache()` and fetches each once.
-Only the server's node reads the server's data directory.
+Only the server's node reads the server's data directory. The cache is bounded: after a task
+fetches a file, the least recently used files go until the cache holds at most
+$FUSETRAIN_NODE_CACHE_BYTES (default 8 GiB), never a file used in the last KEEP_SECONDS (a task
+reads its files right after fetching them), so a file in use is never taken away.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,6 +30,9 @@ from .files import KINDS, Files
 # Files kept in the object store by the driver (most recently used): a batch's jobs share a few.
 MAX_PUT = 64
 NODE_CACHE_VAR = "FUSETRAIN_NODE_CACHE"
+NODE_CACHE_BYTES_VAR = "FUSETRAIN_NODE_CACHE_BYTES"
+NODE_CACHE_BYTES = 8 << 30
+KEEP_SECONDS = 600.0
 
 
 def needed(task: ex.Task) -> list[tuple[str, str]]:
@@ -84,10 +91,43 @@ def materialise(refs: dict, root: Path | None = None) -> Path:
     files = Files.view(root)              # not Files(root): that empties tmp/, which other tasks use
     for kind in (*KINDS, "tmp"):
         (root / kind).mkdir(parents=True, exist_ok=True)
+    fetched = False
     for (kind, sha), ref in refs.items():
         if files.exists(kind, sha):
-            continue
+            try:
+                os.utime(files.path(kind, sha))     # used now: the last to be trimmed
+            except FileNotFoundError:               # trimmed by another task just now: fetch it
+                pass
+            else:
+                continue
         got = files.write(kind, ray.get(ref), sync_dir=False)   # named by its own sha256, never by `sha`
         if got != sha:
             raise OSError(f"{kind} file {sha} arrived with sha256 {got}")
+        fetched = True
+    if fetched:
+        trim(root, int(os.environ.get(NODE_CACHE_BYTES_VAR) or NODE_CACHE_BYTES))
     return root
+
+
+def trim(root: Path, limit: int, now: float | None = None) -> int:
+    """Remove the node cache's least recently used files (by mtime) until it holds at most `limit`
+    bytes, keeping every file used in the last KEEP_SECONDS; the bytes removed."""
+    now = time.time() if now is None else now
+    found = []
+    for kind in KINDS:
+        for entry in os.scandir(root / kind):
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            found.append((st.st_mtime, st.st_size, entry.path))
+    total, freed = sum(size for _, size, _ in found), 0
+    for mtime, size, path in sorted(found):
+        if total - freed <= limit or now - mtime < KEEP_SECONDS:
+            break
+        try:
+            os.unlink(path)
+            freed += size
+        except FileNotFoundError:
+            pass
+    return freed

@@ -60,3 +60,28 @@ def test_bytes_that_do_not_match_their_sha256_are_refused_and_never_stored_under
     with pytest.raises(OSError, match=f"datasets file {claimed} arrived with sha256"):
         materialise({("datasets", claimed): b"something else"}, tmp_path / "node")
     assert not Files.view(tmp_path / "node").exists("datasets", claimed)
+
+
+def test_the_node_cache_drops_its_least_recently_used_files_over_its_limit(tmp_path, stub_ray, monkeypatch):
+    """Over FUSETRAIN_NODE_CACHE_BYTES the oldest files go, never one used in the last KEEP_SECONDS;
+    a file fetched again is used again (its mtime renewed)."""
+    import os
+    from fusetrain.service import ray_files
+
+    server = Files(tmp_path / "server")
+    node = tmp_path / "node"
+    shas = [server.write("datasets", bytes([i]) * 1000) for i in range(4)]
+    refs = [FileShipper(stub_ray).refs(_task(server.root, sha)) for sha in shas]
+    for i, r in enumerate(refs[:3]):
+        materialise(r, node)
+        path = Files.view(node).path("datasets", shas[i])
+        os.utime(path, (1000.0 + i, 1000.0 + i))          # used long ago, oldest first
+    materialise(refs[0], node)                          # the oldest is used again: now the newest
+    monkeypatch.setenv(ray_files.NODE_CACHE_BYTES_VAR, "2500")
+    materialise(refs[3], node)                          # a fourth: 4,000 bytes over a limit of 2,500
+    have = [Files.view(node).exists("datasets", sha) for sha in shas]
+    assert have == [True, False, False, True]           # the two least recently used went
+    # nothing used within KEEP_SECONDS is removed, whatever the limit
+    assert ray_files.trim(node, 0) == 0 and Files.view(node).exists("datasets", shas[3])
+    assert ray_files.trim(node, 0, now=os.path.getmtime(Files.view(node).path("datasets", shas[3]))
+                          + ray_files.KEEP_SECONDS + 1) == 2000
