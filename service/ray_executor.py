@@ -42,7 +42,7 @@ from typing import Optional
 
 from . import executor as ex
 from .packing import PACK_SECONDS
-from .ray_files import NODE_CACHE_VAR, FileShipper
+from .ray_files import NODE_CACHE_BYTES_VAR, NODE_CACHE_VAR, FileShipper
 from .ray_queue import Run, RunQueue
 from .ray_task import OUTCOME, Hub, job, pack, warm
 
@@ -82,7 +82,7 @@ class RayExecutor(ex.Executor):
         self._wake = threading.Event()
         self._ready = threading.Event()
         env = {k: str(threads_per_worker) for k in _THREAD_VARS}
-        for var in ("NUMBA_CACHE_DIR", NODE_CACHE_VAR):     # the server's choice, when it made one
+        for var in ("NUMBA_CACHE_DIR", NODE_CACHE_VAR, NODE_CACHE_BYTES_VAR):   # the server's choice, if any
             if os.environ.get(var):
                 env[var] = os.environ[var]
         runtime_env = {"env_vars": env}
