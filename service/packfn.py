@@ -94,7 +94,8 @@ def _train(members: list, first, ctx, outcomes: list, started: float) -> None:
     ctx.flush()
     now = time.monotonic()
     deadlines = [now + t.time_limit for t in tasks]
-    checkpoint_at = now + min(t.checkpoint_seconds for t in tasks)
+    every = min(t.checkpoint_seconds for t in tasks)
+    checkpoint_at = now + every
     active = set(range(len(members)))
 
     def end(m: int, why) -> None:
@@ -128,7 +129,7 @@ def _train(members: list, first, ctx, outcomes: list, started: float) -> None:
         if time.monotonic() >= checkpoint_at and run.live():
             for m in sorted(active & set(run.live())):
                 ctx.report(members[m][0], ex.CHECKPOINT, run.state(m).arrays())
-            checkpoint_at = time.monotonic() + min(t.checkpoint_seconds for t in tasks)
+            checkpoint_at = time.monotonic() + every
         ctx.flush()
     for m in sorted(active):
         end(m, None)

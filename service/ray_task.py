@@ -61,28 +61,41 @@ class Hub:
             self.stops.pop(token, None)
 
 
+class _Poll:
+    """A hub call asked at most every STOP_POLL_SECONDS and never waited for: fresh() is
+    (True, its answer) once one has arrived since the last look, else (False, None)."""
+
+    def __init__(self, call):
+        self.call, self.pending, self.asked = call, None, time.monotonic()
+
+    def fresh(self) -> tuple:
+        import ray
+        if self.pending is not None:
+            ready, _ = ray.wait([self.pending], timeout=0)
+            if ready:
+                self.pending = None
+                return True, ray.get(ready[0])
+        elif time.monotonic() - self.asked >= STOP_POLL_SECONDS:
+            self.pending, self.asked = self.call(), time.monotonic()
+        return False, None
+
+
 class Context:
     """What jobfn.run_job sees of a Ray task: report() to the hub, stop_requested() from it."""
 
     def __init__(self, hub, token: int, stop: Optional[str]):
         self.hub, self.token, self.stop = hub, token, stop
         self.last = None                 # the ref of the last report
-        self.pending = None              # an outstanding hub.stop call
-        self.asked = time.monotonic()
+        self.poll = _Poll(lambda: hub.stop.remote(token))
 
     def report(self, kind: str, payload) -> None:
         self.last = self.hub.report.remote(self.token, kind, payload)
 
     def stop_requested(self):
-        import ray
-        if self.stop is not None:
-            return self.stop
-        if self.pending is not None:
-            ready, _ = ray.wait([self.pending], timeout=0)
-            if ready:
-                self.stop, self.pending = ray.get(ready[0]), None
-        elif time.monotonic() - self.asked >= STOP_POLL_SECONDS:
-            self.pending, self.asked = self.hub.stop.remote(self.token), time.monotonic()
+        if self.stop is None:
+            got, stop = self.poll.fresh()
+            if got:
+                self.stop = stop
         return self.stop
 
 
@@ -95,8 +108,7 @@ class PackContext:
         self.events: list = []
         self.flags: dict = {}            # index -> mode, as last seen
         self.last = None                 # the ref of the last hub call
-        self.pending = None
-        self.asked = time.monotonic()
+        self.poll = _Poll(lambda: hub.stop_many.remote(tokens))
 
     def report(self, i: int, kind: str, payload) -> None:
         if kind == ex.STARTED:
@@ -112,15 +124,10 @@ class PackContext:
             self.last, self.events = self.hub.report_many.remote(self.events), []
 
     def stops(self) -> dict:
-        import ray
-        if self.pending is not None:
-            ready, _ = ray.wait([self.pending], timeout=0)
-            if ready:
-                index = {t: i for i, t in enumerate(self.tokens)}
-                self.flags = {index[t]: mode for t, mode in ray.get(ready[0]).items()}
-                self.pending = None
-        elif time.monotonic() - self.asked >= STOP_POLL_SECONDS:
-            self.pending, self.asked = self.hub.stop_many.remote(self.tokens), time.monotonic()
+        got, flags = self.poll.fresh()
+        if got:
+            index = {t: i for i, t in enumerate(self.tokens)}
+            self.flags = {index[t]: mode for t, mode in flags.items()}
         return self.flags
 
     def alone(self, i: int) -> "Context":
