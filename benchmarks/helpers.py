@@ -120,6 +120,27 @@ def xor_spec(**training) -> job_pb2.JobSpec:
     }, job_pb2.JobSpec())
 
 
+def seeds_spec(dataset_id: Optional[str] = None, epochs: int = 500, seed: int = 0, batch_size: int = 1,
+               kind: str = "sgd", learning_rate: float = 0.3) -> job_pb2.JobSpec:
+    """The classic 7-5-3 sigmoid network on UCI seeds, online SGD at 0.3 by default (the tutorial's
+    set-up): on the uploaded dataset `dataset_id`, or with seeds_data() inline when it is None."""
+    spec = json_format.ParseDict({
+        "name": "seeds", "labels": {"task": "seeds"},
+        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
+                                          {"units": 3, "activation": "sigmoid"}], "seed": seed},
+        "optimizer": {"kind": kind, "learning_rate": learning_rate},
+        "training": {"epochs": epochs, "batch_size": batch_size, "seed": seed},
+    }, job_pb2.JobSpec())
+    if dataset_id is not None:
+        spec.data.train.dataset_id = dataset_id
+    else:
+        from fusetrain.wire.tensors import array_to_tensor
+        x, y = seeds_data()
+        spec.data.train.x.CopyFrom(array_to_tensor(x))
+        spec.data.train.y.CopyFrom(array_to_tensor(y))
+    return spec
+
+
 def seeds_data() -> tuple[np.ndarray, np.ndarray]:
     """UCI wheat seeds (min-max normalised, one-hot classes), or a same-shaped stand-in when the
     shared data is absent (timings need the shape, not the accuracy)."""

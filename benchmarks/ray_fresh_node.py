@@ -24,28 +24,17 @@ import threading
 import time
 from pathlib import Path
 
-from google.protobuf import json_format
-
 ROOT = Path(__file__).resolve().parents[1]
 
 from fusetrain.service import executor as ex  # noqa: E402
 from fusetrain.service.config import ServiceLimits  # noqa: E402
-from fusetrain.v1 import job_pb2  # noqa: E402
-from fusetrain.wire.tensors import array_to_tensor  # noqa: E402
-from helpers import seeds_data  # noqa: E402
+from helpers import seeds_spec  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
 
 
 def seeds_task(n: int, data_dir: str, kind: str) -> ex.Task:
-    x, y = seeds_data()
-    spec = json_format.ParseDict({
-        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                          {"units": 3, "activation": "sigmoid"}], "seed": n},
-        "optimizer": {"kind": kind, "learning_rate": 0.3 if kind == "sgd" else 0.01},
-        "training": {"epochs": 20, "batch_size": 16}}, job_pb2.JobSpec())
-    spec.data.train.x.CopyFrom(array_to_tensor(x))
-    spec.data.train.y.CopyFrom(array_to_tensor(y))
+    spec = seeds_spec(epochs=20, seed=n, batch_size=16, kind=kind, learning_rate=0.3 if kind == "sgd" else 0.01)
     return ex.Task(job_id=f"fresh-{n}", attempt=1, spec=spec.SerializeToString(), data_dir=data_dir, threads=1,
                    time_limit=600.0, checkpoint_seconds=60.0, limits=ServiceLimits(), threads_per_worker=1)
 

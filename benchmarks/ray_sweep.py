@@ -29,22 +29,12 @@ import time
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc  # noqa: E402
-from helpers import ServerProcess, npz_bytes, seeds_data, upload  # noqa: E402
-
-
-def seeds_job(dataset_id: str, epochs: int) -> job_pb2.JobSpec:
-    return json_format.ParseDict({
-        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                          {"units": 3, "activation": "sigmoid"}]},
-        "optimizer": {"kind": "sgd", "learning_rate": 0.3},
-        "training": {"epochs": epochs, "batch_size": 16},
-        "data": {"train": {"dataset_id": dataset_id}},
-    }, job_pb2.JobSpec())
+from fusetrain.v1 import service_pb2 as pb, service_pb2_grpc  # noqa: E402
+from helpers import ServerProcess, npz_bytes, seeds_data, seeds_spec, upload  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:
@@ -109,7 +99,7 @@ def run(label: str, args: list[str], jobs: int, epochs: int, cpus: int, extra_pi
             others = lambda: [p for p in tree(server) + extra_pids() if p != server]  # noqa: E731
             cpu0 = cpu_seconds([server]), cpu_seconds(others())
             t0 = time.perf_counter()
-            resp = stub.SubmitJobs(pb.SubmitJobsRequest(base=seeds_job(ds.id, epochs), grid=grid))
+            resp = stub.SubmitJobs(pb.SubmitJobsRequest(base=seeds_spec(ds.id, epochs=epochs, batch_size=16), grid=grid))
             # One job still queued or running, or none: a small question, asked often.
             unfinished = pb.ListJobsRequest(batch_id=resp.batch_id, states=[pb.QUEUED, pb.RUNNING], page_size=1)
             while stub.ListJobs(unfinished).jobs:

@@ -32,17 +32,7 @@ from fusetrain.service.config import ServiceLimits  # noqa: E402
 from fusetrain.service.specs import to_engine  # noqa: E402
 from fusetrain.wire.tensors import array_to_tensor  # noqa: E402
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc  # noqa: E402
-from helpers import ServerProcess, npz_bytes, seeds_data, upload, xor_spec  # noqa: E402
-
-
-def seeds_job(dataset_id: str) -> job_pb2.JobSpec:
-    return json_format.ParseDict({
-        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                          {"units": 3, "activation": "sigmoid"}]},
-        "optimizer": {"kind": "sgd", "learning_rate": 0.3},
-        "training": {"epochs": 500, "batch_size": 16},
-        "data": {"train": {"dataset_id": dataset_id}},
-    }, job_pb2.JobSpec())
+from helpers import ServerProcess, npz_bytes, seeds_data, seeds_spec, upload, xor_spec  # noqa: E402
 
 
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -156,7 +146,7 @@ def batch(stub, count: int) -> tuple[float, float]:
     engine.warmup()
     t0 = time.perf_counter()
     for s in range(count):
-        spec = seeds_job(ds.id)
+        spec = seeds_spec(ds.id, batch_size=16)
         spec.model.seed = s
         job = to_engine(spec, ServiceLimits(), 1)
         engine.train(job.model, job.optimizer, job.config, x, y)
@@ -168,7 +158,7 @@ def service_batch(stub, count: int) -> tuple[float, pb.Dataset]:
     """Seconds for `count` seeds jobs of one SubmitJobs call to end, and their dataset."""
     x, y = seeds_data()
     ds = upload(stub, npz_bytes(x=x, y=y), name="seeds")
-    base = seeds_job(ds.id)
+    base = seeds_spec(ds.id, batch_size=16)
     seeds = [struct_pb2.Value(number_value=s) for s in range(count)]
     t0 = time.perf_counter()
     resp = stub.SubmitJobs(pb.SubmitJobsRequest(base=base, grid=[pb.GridAxis(field="model.seed", values=seeds)]))

@@ -9,7 +9,6 @@ from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
-from google.protobuf import json_format
 
 from fusetrain.service import executor as ex
 from fusetrain.service.config import ServiceLimits
@@ -17,8 +16,6 @@ from fusetrain.service.files import Files
 from fusetrain.service.jobfn import run_job
 from fusetrain.service.specs import to_engine
 from fusetrain.v1 import job_pb2
-from fusetrain.wire.tensors import array_to_tensor
-from service_helpers import seeds_data
 
 LIMITS = ServiceLimits(max_epochs=10_000_000, max_job_seconds=600)
 _ids = itertools.count(1)
@@ -38,19 +35,6 @@ def admitted(t: ex.Task, rows: int) -> ex.Task:
     job = to_engine(job_pb2.JobSpec.FromString(t.spec), t.limits, t.threads_per_worker)
     job.rows = rows
     return replace(t, job=job)
-
-
-def seeds_spec(seed: int, epochs: int = 20, learning_rate: float = 0.3) -> job_pb2.JobSpec:
-    """The seeds network (7-5-3, online SGD) on the seeds data, inline."""
-    x, y = seeds_data()
-    spec = json_format.ParseDict({
-        "name": "seeds", "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                                           {"units": 3, "activation": "sigmoid"}], "seed": seed},
-        "optimizer": {"kind": "sgd", "learning_rate": learning_rate},
-        "training": {"epochs": epochs, "batch_size": 1, "seed": seed}}, job_pb2.JobSpec())
-    spec.data.train.x.CopyFrom(array_to_tensor(x))
-    spec.data.train.y.CopyFrom(array_to_tensor(y))
-    return spec
 
 
 class Recorder:

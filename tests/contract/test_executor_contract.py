@@ -17,8 +17,8 @@ import pytest
 
 from fusetrain.service import executor as ex
 
-from contract_helpers import assert_same_result, dataset_task, reference, seeds_spec, task
-from service_helpers import long_spec, seeds_data, xor_spec
+from contract_helpers import assert_same_result, dataset_task, reference, task
+from service_helpers import long_spec, seeds_data, seeds_spec, xor_spec
 
 
 def _long_epochs_spec(rows: int = 20_000):
@@ -109,7 +109,7 @@ def test_time_limit(backend):
 
 def test_batch_of_jobs_identical_to_the_reference(backend):
     name, executor, rec = backend
-    tasks = [task(seeds_spec(seed)) for seed in range(24)]
+    tasks = [task(seeds_spec(epochs=20, seed=seed)) for seed in range(24)]
     futures = [executor.submit(t) for t in tasks]
     outcomes = [f.result(timeout=300) for f in futures]
     assert all(o.status == ex.SUCCEEDED for o in outcomes)
@@ -201,7 +201,7 @@ def test_files_reach_the_job_without_a_shared_disk(backend):
     (never the server's data directory), put once for a batch of jobs."""
     name, executor, rec = backend
     x, y = seeds_data()
-    tasks = [dataset_task(x, y, seeds_spec(seed)) for seed in range(4)]
+    tasks = [dataset_task(x, y, seeds_spec(epochs=20, seed=seed)) for seed in range(4)]
     puts = getattr(getattr(executor, "files", None), "puts", 0)
     outcomes = [f.result(timeout=120) for f in [executor.submit(t) for t in tasks]]
     for t, o in zip(tasks, outcomes):

@@ -14,9 +14,10 @@ from dataclasses import replace
 import numpy as np
 
 from fusetrain.service import executor as ex
+from fusetrain.v1 import job_pb2
 
-from contract_helpers import admitted, assert_same_result, reference, seeds_spec, task
-from service_helpers import long_spec, seeds_data
+from contract_helpers import admitted, assert_same_result, reference, task
+from service_helpers import long_spec, seeds_data, seeds_spec
 
 ENDLESS = 1_000_000
 ROWS = len(seeds_data()[0])
@@ -24,13 +25,12 @@ ROWS = len(seeds_data()[0])
 
 def endless(seed: int, **kwargs) -> ex.Task:
     """A seeds job of a million epochs that admission counted as one row: small enough to pack."""
-    return admitted(task(seeds_spec(seed, epochs=ENDLESS, learning_rate=0.1 + 0.05 * seed), **kwargs), rows=1)
+    return admitted(task(seeds_spec(epochs=ENDLESS, seed=seed, learning_rate=0.1 + 0.05 * seed), **kwargs), rows=1)
 
 
 def planned(t: ex.Task, epochs: int) -> ex.Task:
     """The same job planned for exactly `epochs` epochs (the reference of a stopped run)."""
-    spec = seeds_spec(0, epochs=epochs)
-    spec.CopyFrom(type(spec).FromString(t.spec))
+    spec = job_pb2.JobSpec.FromString(t.spec)
     spec.training.epochs = epochs
     return replace(t, spec=spec.SerializeToString(), job=None, attempt=1, resume_state=None)
 
@@ -62,7 +62,7 @@ def three_queued(executor, rec, make):
 
 def test_a_batch_of_small_jobs_gives_each_its_own_events_and_result(backend):
     name, executor, rec = backend
-    tasks = [admitted(task(seeds_spec(seed, epochs=150, learning_rate=0.1 * (1 + seed % 4))), rows=ROWS)
+    tasks = [admitted(task(seeds_spec(epochs=150, seed=seed, learning_rate=0.1 * (1 + seed % 4))), rows=ROWS)
              for seed in range(16)]
     outcomes = [f.result(timeout=300) for f in queued_behind(executor, rec, tasks)]
     for t, o in zip(tasks, outcomes):

@@ -28,8 +28,8 @@ import pytest
 
 from fusetrain.service import executor as ex
 
-from contract_helpers import Recorder, admitted, assert_same_result, dataset_task, reference, seeds_spec
-from service_helpers import long_spec, seeds_data
+from contract_helpers import Recorder, admitted, assert_same_result, dataset_task, reference
+from service_helpers import long_spec, seeds_data, seeds_spec
 
 RAY_ENABLED = os.environ.get("FUSETRAIN_TEST_RAY") == "1"
 pytestmark = pytest.mark.skipif(not RAY_ENABLED, reason="runs under `make test-ray` (FUSETRAIN_TEST_RAY=1)")
@@ -151,7 +151,7 @@ def test_two_nodes_without_a_shared_disk_survive_a_raylet_kill(cluster, monkeypa
 
         x, y = seeds_data()
         # Small jobs of one kind: those queued while the node is busy train in packs there.
-        tasks = [admitted(dataset_task(x, y, seeds_spec(seed)), rows=len(x)) for seed in range(6)]
+        tasks = [admitted(dataset_task(x, y, seeds_spec(epochs=20, seed=seed)), rows=len(x)) for seed in range(6)]
         outcomes = [f.result(timeout=300) for f in [executor.submit(t) for t in tasks]]
         for t, o in zip(tasks, outcomes):
             assert o.status == ex.SUCCEEDED, o

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from fusetrain.service import executor as ex
 from fusetrain.service.config import ServerConfig, ServiceLimits
 from fusetrain.service.jobfn import run_job
-from helpers import ServerProcess, npz_bytes, seeds_data, upload, xor_spec  # noqa: F401 -- shared with the benchmarks
+from helpers import ServerProcess, npz_bytes, seeds_data, seeds_spec, upload, xor_spec  # noqa: F401 -- shared with the benchmarks
 from fusetrain.service.server import Server
 from fusetrain.wire.tensors import array_to_tensor
 from fusetrain.v1 import job_pb2, service_pb2 as pb, service_pb2_grpc
@@ -36,18 +36,6 @@ def long_spec(epochs: int = 1_000_000, rows: int = 1000, **training) -> job_pb2.
     spec.data.train.x.CopyFrom(array_to_tensor(x))
     spec.data.train.y.CopyFrom(array_to_tensor(y))
     return spec
-
-
-def seeds_spec(dataset_id: str, epochs: int = 500, seed: int = 0) -> job_pb2.JobSpec:
-    """The classic 7-5-3 sigmoid network, online SGD at 0.3 (the tutorial's set-up)."""
-    return json_format.ParseDict({
-        "name": "seeds", "labels": {"task": "seeds"},
-        "model": {"inputs": 7, "layers": [{"units": 5, "activation": "sigmoid"},
-                                          {"units": 3, "activation": "sigmoid"}], "seed": seed},
-        "optimizer": {"kind": "sgd", "learning_rate": 0.3},
-        "training": {"epochs": epochs, "batch_size": 1, "seed": seed},
-        "data": {"train": {"dataset_id": dataset_id}},
-    }, job_pb2.JobSpec())
 
 
 def watch(stub, job_id: str, after: int = 0, timeout: float = 120.0):
